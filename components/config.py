@@ -1,0 +1,149 @@
+"""Typed, validated view of params.yaml.
+
+Every section is a pydantic model that rejects unknown keys. `load_config` turns any problem into a
+`ConfigError` whose message is one line naming the key and what is allowed, so stage scripts can exit
+before Ray starts. Model sections are validated by the config class that each model family registers
+in `components.models.MODELS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from components.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+DATASETS = ("dsprites", "mnist", "fashion_mnist", "cifar10")
+RESOLUTIONS = (32, 64)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    dataset: Literal["dsprites", "mnist", "fashion_mnist", "cifar10"] = "dsprites"  # which source
+    resolution: Literal[32, 64] = 32  # output side length in pixels (DCGAN needs a power of two)
+    seed: int = 0  # seeds dSprites factor sampling and the train/val split
+    n_train: int = Field(20000, ge=1)  # dsprites: training images (torchvision sets: cap, see below)
+    n_val: int = Field(2000, ge=1)  # validation images (held out from the training split)
+    n_test: int = Field(2000, ge=1)  # dsprites: test images; torchvision sets use their test split
+    max_train: int | None = Field(None, ge=1)  # torchvision sets: keep at most this many train images
+    binarize: bool = False  # threshold pixels at 0.5 (makes a Bernoulli likelihood valid on MNIST)
+    source_dir: str | None = None  # pre-staged torchvision files (air-gapped machines); None: download
+    shard_rows: int = Field(8192, ge=64)  # rows per Parquet shard
+    out_dir: str = "datasets/prepared"  # where prepare writes shards and dataset.json
+
+
+class TrainConfig(Section):
+    workers: int = Field(2, ge=1)  # Ray Train DDP workers
+    cpus_per_worker: int = Field(1, ge=1)  # torch threads and Ray CPUs per worker
+    use_gpu: Literal["auto", "yes", "no"] = "auto"  # auto: GPU workers when the cluster has GPUs
+    seed: int = 0  # model init, data order and noise; the same seed gives the same run
+    checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (the last epoch always saves)
+    max_failures: int = Field(2, ge=0)  # worker-group restarts from the last checkpoint
+    log_every: int = Field(50, ge=1)  # steps between progress lines on rank 0
+
+
+class EvaluateConfig(Section):
+    seed: int = 0  # seeds sampling for figures and metrics
+    grid_size: int = Field(64, ge=4)  # images in the sample grid
+    interpolation_steps: int = Field(10, ge=3)  # images in a latent interpolation strip
+    traversal_steps: int = Field(9, ge=3)  # columns of the VAE latent traversal grid
+    traversal_dims: int = Field(10, ge=1)  # rows (latent dimensions with the highest KL) of the grid
+
+
+class PipelineConfig(Section):
+    models: list[str] = Field(default_factory=lambda: ["vae", "dcgan"])  # models the pipeline trains
+
+
+class MlflowConfig(Section):
+    tracking_uri: str | None = None  # None: sqlite:///<repo>/mlflow.db; MLFLOW_TRACKING_URI wins
+    experiment: str = "genzoo"
+
+
+class RayConfig(Section):
+    address: str | None = None  # None: start a local Ray; RAY_ADDRESS wins
+    storage_path: str | None = None  # Ray Train storage (checkpoints); None: <repo>/.genzoo/ray
+
+
+class Params(Section):
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    evaluate: EvaluateConfig = EvaluateConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    ray: RayConfig = RayConfig()
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def root(self) -> Path:
+        """The project directory: where params.yaml lives; relative paths are taken from here."""
+        return self._root
+
+    def path(self, p: str | os.PathLike) -> Path:
+        """Absolute path of `p` (Ray workers chdir elsewhere, so every path handed to them is absolute)."""
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else (self._root / p).resolve()
+
+    def model_config_for(self, name: str) -> BaseModel:
+        """The validated config of model `name` (defaults for keys params.yaml leaves out)."""
+        from components.models import MODELS
+
+        if name not in MODELS:
+            raise ConfigError(f"unknown model '{name}'; allowed: {', '.join(sorted(MODELS))}")
+        try:
+            return MODELS[name].Config(**self.models.get(name, {}))
+        except ValidationError as err:
+            raise ConfigError(_one_line(err, prefix=f"models.{name}")) from None
+
+
+def _one_line(err: ValidationError, prefix: str = "") -> str:
+    """First pydantic error as 'key: problem (got value)'."""
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+    if e["type"] == "extra_forbidden":
+        return f"{key}: unknown key (not a GenZoo parameter; check the spelling against params.yaml)"
+    got = e.get("input")
+    got_txt = f" (got {got!r})" if not isinstance(got, dict) else ""
+    return f"{key}: {e['msg']}{got_txt}"
+
+
+def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | None = None) -> Params:
+    """Read and validate params.yaml; also validates the sections of `models` (default: pipeline.models)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections (data, train, models, ...)")
+    try:
+        params = Params(**raw)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+    params._root = path.resolve().parent
+    from components.models import MODELS
+
+    for name in params.models:
+        if name not in MODELS:
+            raise ConfigError(f"models.{name}: unknown model; allowed: {', '.join(sorted(MODELS))}")
+    for name in params.pipeline.models if models is None else models:
+        if name not in MODELS:
+            raise ConfigError(f"pipeline.models: unknown model '{name}'; allowed: {', '.join(sorted(MODELS))}")
+        params.model_config_for(name)
+    return params
+
+
+def config_hash(obj: Any) -> str:
+    """Stable short hash of a JSON-able config (keys checkpoints and runs to their resolved config)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

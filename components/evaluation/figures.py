@@ -1,0 +1,72 @@
+"""Figures: sample grids, latent interpolation strips, reconstructions and VAE latent traversals.
+
+All take and return images in [0, 1] and are saved as PNG through torchvision's `make_grid`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from components.models.base import GenerativeModel
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 3) -> Path:
+    """Save (N, C, H, W) images in [0, 1] as one PNG grid (upscaled `scale`x, nearest), atomically."""
+    grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)  # (C, H', W')
+    array = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H', W', C)
+    img = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    img.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latent codes (White 2016, "Sampling Generative Networks"):
+    stays in the typical set of a Gaussian prior where linear interpolation passes near the origin.
+    a, b: (R, d); t: (S,) -> (R, S, d)."""
+    an, bn = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
+    omega = torch.acos((an * bn).sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]  # (R, 1, 1)
+    t = t[None, :, None]  # (1, S, 1)
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a[:, None] + (torch.sin(t * omega) / so) * b[:, None]
+
+
+@torch.no_grad()
+def interpolation(model: GenerativeModel, rows: int, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """rows x steps images decoded along slerp paths between pairs of prior samples."""
+    a, b = model.latent(rows, generator), model.latent(rows, generator)
+    z = slerp(a, b, torch.linspace(0, 1, steps, device=a.device))  # (R, S, d)
+    return model.decode_latent(z.reshape(rows * steps, -1))  # (R*S, d) -> (R*S, C, H, W)
+
+
+@torch.no_grad()
+def reconstructions(model, x: torch.Tensor) -> torch.Tensor:
+    """Originals and their reconstructions (decoder mean at the posterior mean), interleaved by row."""
+    mu, _ = model.encode(x)
+    recon = model.decode_latent(mu)
+    n = x.shape[0] // 8 * 8
+    pairs = torch.stack([x[:n].reshape(-1, 8, *x.shape[1:]), recon[:n].reshape(-1, 8, *x.shape[1:])], 1)
+    return pairs.reshape(-1, *x.shape[1:])  # (rows, 2, 8, C, H, W) -> (rows*16, C, H, W)
+
+
+@torch.no_grad()
+def latent_traversal(model, x: torch.Tensor, dims: int, steps: int, span: float = 3.0) -> torch.Tensor:
+    """The lecture's figure: from the posterior mean of one image, sweep each of the `dims` latent units
+    with the largest average KL over `x` from -span to +span, one row per unit."""
+    mu, logvar = model.encode(x)
+    kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean(0)  # (d,)
+    order = kl_per_dim.argsort(descending=True)[: min(dims, mu.shape[1])]
+    base = mu[:1].repeat(len(order) * steps, 1)  # (rows*steps, d)
+    values = torch.linspace(-span, span, steps, device=mu.device)
+    for r, dim in enumerate(order):
+        base[r * steps : (r + 1) * steps, dim] = values
+    return model.decode_latent(base)

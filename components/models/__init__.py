@@ -1,0 +1,16 @@
+"""Model registry: the name used in params.yaml (models.<name>) -> its family (config class, module)."""
+
+from components.models import dcgan, vae
+from components.models.base import Family, GenerativeModel, ModelConfig, Phase
+
+MODELS: dict[str, Family] = {
+    "vae": vae.FAMILY,
+    "dcgan": dcgan.FAMILY,
+}
+
+__all__ = ["MODELS", "Family", "GenerativeModel", "ModelConfig", "Phase", "build"]
+
+
+def build(name: str, config, spec) -> GenerativeModel:
+    """Build model `name` from its config (a dict or its Config) for a prepared dataset's spec."""
+    return MODELS[name].build(config, spec)

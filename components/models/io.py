@@ -1,0 +1,36 @@
+"""Exported models: one file holding family name, config, dataset spec and state_dict.
+
+Loaded with `torch.load(..., weights_only=True)`: only tensors and plain Python containers are stored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from components.data.shards import DatasetSpec
+from components.models import MODELS, GenerativeModel
+
+
+def export_model(path: Path, name: str, model: GenerativeModel) -> Path:
+    """Write model `name` to `path` atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"family": name, "config": model.config.model_dump(), "spec": asdict(model.spec),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_exported(path: Path, device: str | torch.device = "cpu") -> tuple[str, GenerativeModel]:
+    """(family name, model in eval mode) from an exported file."""
+    blob = torch.load(Path(path), map_location=device, weights_only=True)
+    name = blob["family"]
+    model = MODELS[name].build(blob["config"], DatasetSpec(**blob["spec"]))
+    model.load_state_dict(blob["state_dict"])
+    return name, model.to(device).eval()

@@ -1,0 +1,6 @@
+"""Tracking: the only package that imports mlflow (runs, metrics, artifacts, logged models)."""
+
+from components.errors import TrackingError
+from components.tracking.mlflow_store import Tracker, tracking_uri
+
+__all__ = ["Tracker", "TrackingError", "tracking_uri"]

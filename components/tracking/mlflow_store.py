@@ -1,0 +1,160 @@
+"""MLflow adapter: experiment `genzoo`, runs, metrics, figures and logged models.
+
+URI: `MLFLOW_TRACKING_URI` wins, then params `mlflow.tracking_uri`, else `sqlite:///<project>/mlflow.db`
+with artifacts in `<project>/mlartifacts`. All calls go through an explicit `MlflowClient` and a run id,
+so Ray workers (rank 0) can log to the driver's run without global state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+
+from components.errors import TrackingError
+
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def tracking_uri(configured: str | None, root: Path) -> str:
+    """The URI to use: MLFLOW_TRACKING_URI, else the configured one, else the project's SQLite store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    return uri or f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} -> {"a.b": "1"} for MLflow params."""
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+    return out
+
+
+class Tracker:
+    """One experiment in one tracking store."""
+
+    def __init__(self, uri: str, experiment: str = "genzoo", root: Path | None = None):
+        self.uri, self.experiment_name = uri, experiment
+        self._check_reachable()
+        self.client = MlflowClient(tracking_uri=uri)
+        self.root = Path(root) if root is not None else Path.cwd()
+        self._experiment_id: str | None = None
+
+    def _check_reachable(self, timeout: float = 5.0) -> None:
+        if not self.uri.startswith(("http://", "https://")):
+            return
+        try:
+            urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=timeout).read()
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingError(f"MLflow tracking server {self.uri} is unreachable ({reason}); start it "
+                                "or unset MLFLOW_TRACKING_URI to use the local SQLite store") from None
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            exp = self.client.get_experiment_by_name(self.experiment_name)
+            if exp is not None:
+                self._experiment_id = exp.experiment_id
+            else:
+                location = None
+                if self.uri.startswith("sqlite:") or "://" not in self.uri:
+                    location = (self.root / ARTIFACTS_DIR).resolve().as_uri()
+                self._experiment_id = self.client.create_experiment(self.experiment_name, artifact_location=location)
+        return self._experiment_id
+
+    # -- runs ----------------------------------------------------------------------------------------
+    def start_run(self, name: str, params: dict[str, Any], tags: dict[str, str] | None = None,
+                  parent_run_id: str | None = None) -> str:
+        tags = dict(tags or {})
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        flat = flatten(params)
+        items = [Param(k, v[:6000]) for k, v in flat.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run.info.run_id, params=items[i : i + 100])
+        return run.info.run_id
+
+    def end_run(self, run_id: str, failed: bool = False, reason: str | None = None) -> None:
+        if reason:
+            self.client.set_tag(run_id, "genzoo.failure", reason[:5000])
+        status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+        self.client.set_terminated(run_id, status=status)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, str(v))
+
+    # -- metrics -------------------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items() if isinstance(v, (int, float))]
+        self.client.log_batch(run_id, metrics=batch)
+
+    def log_history(self, run_id: str, history: Iterable[dict[str, float]], step_key: str = "epoch") -> int:
+        """Log epochs of `history` whose step is not in the run yet (no duplicates after a resume)."""
+        history = list(history)
+        if not history:
+            return 0
+        probe = next(k for k in history[-1] if k != step_key)
+        logged = {m.step for m in self.client.get_metric_history(run_id, probe)}
+        new = [h for h in history if int(h[step_key]) not in logged]
+        for h in new:
+            self.log_metrics(run_id, {k: v for k, v in h.items() if k != step_key}, step=int(h[step_key]))
+        return len(new)
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    # -- artifacts -----------------------------------------------------------------------------------
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_dict(self, run_id: str, data: dict, name: str) -> None:
+        self.client.log_dict(run_id, data, name)
+
+    def log_model(self, run_id: str, model_file: Path, family: str) -> str:
+        """Log an exported model as an MLflow pyfunc that rebuilds the torch module and samples from it."""
+        from components.tracking.pyfunc import GenZooSampler
+
+        mlflow.set_tracking_uri(self.uri)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=GenZooSampler(),
+                artifacts={"model": str(model_file)},
+                pip_requirements=["torch", "torchvision", "numpy", "pydantic"],
+                code_paths=[str(Path(__file__).resolve().parents[1])],
+                metadata={"genzoo_family": family},
+            )
+        return info.model_uri
+
+    def download(self, run_id: str, artifact: str) -> Path:
+        dst = Path(tempfile.mkdtemp(prefix="genzoo-"))
+        return Path(self.client.download_artifacts(run_id, artifact, str(dst)))
+
+    def get_run(self, run_id: str):
+        return self.client.get_run(run_id)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        return [a.path for a in self.client.list_artifacts(run_id, path)]

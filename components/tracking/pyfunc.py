@@ -1,0 +1,23 @@
+"""The MLflow pyfunc flavour of a GenZoo model: loads the exported state_dict, rebuilds the torch module
+through the registry, and samples. `predict({"n": [64], "seed": [0]})` returns images (n, C, H, W) in
+[0, 1]; `unwrap_python_model().model` is the torch module itself (for interpolation, likelihoods)."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+import torch
+
+
+class GenZooSampler(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from components.models.io import load_exported
+
+        self.family, self.model = load_exported(context.artifacts["model"])
+
+    def predict(self, context, model_input, params=None) -> np.ndarray:
+        data = model_input if isinstance(model_input, dict) else model_input.to_dict("list")
+        n = int(np.asarray(data.get("n", [16])).ravel()[0])
+        seed = int(np.asarray(data.get("seed", [0])).ravel()[0])
+        gen = torch.Generator().manual_seed(seed)
+        return self.model.sample(n, generator=gen).cpu().numpy()

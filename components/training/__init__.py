@@ -1,0 +1,86 @@
+"""Training: the model-agnostic loop (`loop`), the Ray Train adapter (`ray_train`) and `run_training`,
+which resolves a model's config, opens its MLflow run and trains it on Ray."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.config import Params, config_hash
+from components.data import DatasetSpec, load_spec
+
+
+@dataclass
+class TrainOutcome:
+    name: str
+    model: object  # the trained GenerativeModel (CPU, eval mode)
+    spec: DatasetSpec
+    state: dict  # final checkpoint state: epoch, step, history, optimizers
+    resolved: dict  # the resolved config, as logged
+    run_id: str
+    tracking_uri: str
+
+
+def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
+    """The resolved config of one training run: what was asked for, with every default filled in."""
+    model_cfg = params.model_config_for(name)
+    train = params.train.model_dump()
+    return {
+        "model": name,
+        "model_config": model_cfg.model_dump(),
+        "train": {k: train[k] for k in ("workers", "cpus_per_worker", "use_gpu", "seed", "checkpoint_every")},
+        "dataset": {"name": spec.name, "manifest_sha256": spec.manifest_sha256, "counts": spec.counts},
+    }
+
+
+def run_training(params: Params, name: str, fault: dict | None = None) -> TrainOutcome:
+    """Train model `name` on the prepared dataset with Ray Train, tracked in MLflow."""
+    from components.models import build
+    from components.tracking import Tracker, tracking_uri
+    from components.training.ray_train import TrainingError, TrainJob, connect, fit
+
+    data_dir = params.path(params.data.out_dir)
+    spec = load_spec(data_dir)
+    model_cfg = params.model_config_for(name)
+    build(name, model_cfg, spec)  # fail here, before Ray starts, if config and data do not fit
+    resolved = resolve(params, name, spec)
+    run_name = f"{name}-{config_hash(resolved)}"  # checkpoints are keyed by the resolved config
+    storage = params.ray.storage_path or str(params.path(".genzoo/ray"))
+    if "://" not in storage:
+        storage = str(params.path(storage))
+    uri = tracking_uri(params.mlflow.tracking_uri, params.root)
+    tracker = Tracker(uri, params.mlflow.experiment, root=params.root)
+    run_id = tracker.start_run(
+        f"train-{name}", resolved,
+        tags={"genzoo.model": name, "genzoo.stage": "train", "genzoo.dataset_sha256": spec.manifest_sha256,
+              "genzoo.ray_run": run_name},
+    )
+    tracker.log_dict(run_id, resolved, "resolved_config.json")
+    job = TrainJob(
+        model=name, model_config=model_cfg.model_dump(), data_dir=str(data_dir), run_name=run_name,
+        storage_path=storage, epochs=model_cfg.epochs, batch_size=model_cfg.batch_size,
+        workers=params.train.workers, cpus_per_worker=params.train.cpus_per_worker, use_gpu=params.train.use_gpu,
+        seed=params.train.seed, checkpoint_every=params.train.checkpoint_every, log_every=params.train.log_every,
+        max_failures=params.train.max_failures, fault=fault,
+        tracking={"uri": uri, "experiment": params.mlflow.experiment, "run_id": run_id},
+    )
+    try:
+        connect(params.ray.address, params.train.workers * params.train.cpus_per_worker, params.root)
+        state = fit(job)
+    except (TrainingError, KeyboardInterrupt) as err:
+        tracker.end_run(run_id, failed=True, reason=str(err) or "interrupted")
+        raise
+    tracker.log_history(run_id, state["history"])  # idempotent: fills epochs a resume may have skipped
+    model = build(name, model_cfg, spec)
+    model.load_state_dict(state["model"])
+    return TrainOutcome(name, model.eval(), spec, state, resolved, run_id, uri)
+
+
+def finish_run(outcome: TrainOutcome, model_file: Path, params: Params) -> str:
+    """Log the exported model (an MLflow pyfunc that samples) and close the run; returns the model URI."""
+    from components.tracking import Tracker
+
+    tracker = Tracker(outcome.tracking_uri, params.mlflow.experiment, root=params.root)
+    uri = tracker.log_model(outcome.run_id, model_file, outcome.name)
+    tracker.end_run(outcome.run_id)
+    return uri

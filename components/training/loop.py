@@ -1,0 +1,156 @@
+"""The one model-agnostic training loop, driven by the model's phases (after stylegan2-ada's
+`training_loop.py`), with callbacks for reporting and checkpointing (after minGPT's `trainer.py`).
+
+No Ray or MLflow here: the Ray Train adapter supplies the data stream, the device and the callbacks.
+Under torch.distributed each phase's gradients are averaged across ranks with one flat all-reduce
+(data-parallel SGD, the arithmetic of DDP) together with the loss, so every rank sees the same loss
+and a NaN or Inf stops all ranks at the same step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+
+from components.data.shards import to_float
+from components.models.base import GenerativeModel, Phase
+
+
+class NonFiniteLossError(RuntimeError):
+    """A phase produced a NaN or Inf loss; training cannot continue from this state."""
+
+    def __init__(self, phase: str, step: int, epoch: int, value: float):
+        self.phase, self.step, self.epoch, self.value = phase, step, epoch, value
+        super().__init__(f"non-finite loss ({value}) in phase '{phase}' at step {step} (epoch {epoch + 1}); "
+                         "lower the learning rate or check the data")
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    seed: int = 0
+    checkpoint_every: int = 1
+    log_every: int = 50
+    rank: int = 0
+    world_size: int = 1
+    device: str = "cpu"
+    config: dict[str, Any] = field(default_factory=dict)  # stored in checkpoints
+
+
+class Callbacks(Protocol):
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], history: list[dict],
+                     state: Callable[[], dict] | None) -> None:
+        """Called on every rank after each epoch; `state` is given when a checkpoint is due."""
+
+    def on_progress(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        """Called on rank 0 every log_every steps."""
+
+
+def _allreduce_mean(phase: Phase, loss: torch.Tensor, world_size: int) -> torch.Tensor:
+    """Average gradients of the phase's parameters and the loss across ranks in one flat buffer."""
+    if world_size == 1 or not dist.is_initialized():
+        return loss.detach()
+    grads = [p.grad for p in phase.parameters if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [loss.detach().reshape(1)])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+    return flat[-1]
+
+
+def _broadcast_model(model: torch.nn.Module) -> None:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        for t in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopConfig, callbacks: Callbacks,
+          state: dict | None = None) -> list[dict]:
+    """Train `model` for cfg.epochs; `batches(epoch)` yields (uint8 images, labels) for this rank.
+
+    `state` (from a checkpoint) restores model, optimizers, epoch, step and history, so a resumed run
+    continues where the checkpoint left off. Returns the per-epoch metric history.
+    """
+    device = torch.device(cfg.device)
+    optimizers = model.optimizers()
+    phases = model.phases(optimizers)
+    start_epoch, step, history = 0, 0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
+    else:
+        _broadcast_model(model)
+    all_params = list(model.parameters())
+
+    def snapshot() -> dict:
+        return {"model": model.state_dict(), "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                "epoch": epoch + 1, "step": step, "config": cfg.config, "history": history}
+
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(hash((cfg.seed, cfg.rank, epoch)) & 0x7FFFFFFF)  # noise differs per rank and epoch
+        model.train()
+        sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=device))
+        counts: dict[str, int] = defaultdict(int)
+        data = iter(batches(epoch))
+        t0, images, batch = time.perf_counter(), 0, None
+        done = False
+        while not done:
+            for phase in phases:
+                for _ in range(phase.repeat):
+                    if batch is None or phase.uses_batch:
+                        nxt = next(data, None)
+                        if nxt is None:
+                            done = True
+                            break
+                        x, y = nxt
+                        batch = (to_float(x).to(device, non_blocking=True), y.to(device, non_blocking=True))
+                        images += x.shape[0]
+                    trainable = {id(p) for p in phase.parameters}
+                    for p in all_params:
+                        p.requires_grad_(id(p) in trainable)
+                    model.zero_grad(set_to_none=True)
+                    loss, metrics = phase.loss(batch)
+                    loss.backward()
+                    mean_loss = _allreduce_mean(phase, loss, cfg.world_size)
+                    if not math.isfinite(mean_loss.item()):
+                        raise NonFiniteLossError(phase.name, step, epoch, mean_loss.item())
+                    optimizers[phase.optimizer].step()
+                    if phase.after_step is not None:
+                        phase.after_step()
+                    for k, v in metrics.items():
+                        sums[k] += v
+                        counts[k] += 1
+                if done:
+                    break
+            if done:
+                break
+            step += 1
+            if cfg.rank == 0 and step % cfg.log_every == 0:
+                callbacks.on_progress(epoch, step, {k: (sums[k] / counts[k]).item() for k in sums})
+        for p in all_params:
+            p.requires_grad_(True)
+        elapsed = time.perf_counter() - t0
+        keys = sorted(sums)
+        means = torch.stack([sums[k] / max(counts[k], 1) for k in keys]) if keys else torch.zeros(0)
+        if cfg.world_size > 1 and dist.is_initialized() and keys:
+            dist.all_reduce(means)
+            means /= cfg.world_size
+        metrics = {k: float(v) for k, v in zip(keys, means.tolist())}
+        metrics.update(epoch=epoch + 1, step=step, epoch_time_s=elapsed,
+                       images_per_s=images * cfg.world_size / max(elapsed, 1e-9))
+        history.append(metrics)
+        due = (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
+        callbacks.on_epoch_end(epoch, metrics, history, snapshot if due else None)
+    return history

@@ -1,0 +1,193 @@
+"""The Ray adapter: the only place that imports Ray. Connects to (or starts) Ray and runs the training
+loop on `workers` Ray Train workers (TorchTrainer: gloo on CPU, NCCL on GPU).
+
+Checkpoints are reported through `ray.train.report` into `storage_path/run_name`; a worker-group
+restart (FailureConfig.max_failures) and a re-created trainer with the same (storage_path, run_name)
+both resume from the latest one. A non-finite loss is reported as a final `genzoo_error` with a marker
+checkpoint (so the driver sees it in `Result.metrics`) instead of raising, which Ray would retry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.errors import TrainingError
+
+STATE_FILE = "state.pt"
+# Quieter, lighter Ray Train on one machine; a user's own setting of any of these wins.
+LOCAL_RAY_ENV = {
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # otherwise each worker print appears twice
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",  # no spot preemption on a laptop or CI box
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+ERROR_FILE = "error.json"
+
+
+@dataclass
+class TrainJob:
+    """Everything a training run needs, as plain values (it travels to the workers)."""
+
+    model: str  # registry name
+    model_config: dict[str, Any]
+    data_dir: str  # absolute path of the prepared dataset
+    run_name: str  # Ray Train run name (storage_path/run_name holds the checkpoints)
+    storage_path: str  # absolute path or URI, shared by all nodes in cluster mode
+    epochs: int
+    batch_size: int
+    workers: int = 2
+    cpus_per_worker: int = 1
+    use_gpu: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 1
+    log_every: int = 50
+    max_failures: int = 2
+    tracking: dict[str, str] = field(default_factory=dict)  # {"uri", "experiment", "run_id"} for rank 0
+    fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, root: Path | None = None) -> None:
+    """Join the cluster at RAY_ADDRESS / `address`, or start a local Ray sized for this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS") or address
+    for key, value in LOCAL_RAY_ENV.items():  # before ray.init: Ray's processes inherit them
+        os.environ.setdefault(key, value)
+    env = {"env_vars": {"PYTHONPATH": str(root)}} if root is not None else None
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+    else:
+        ray.init(num_cpus=max(os.cpu_count() or 1, num_cpus or 1), include_dashboard=False,
+                 runtime_env=env, log_to_driver=True)
+
+
+def _worker(job_dict: dict) -> None:
+    import ray.train
+    import ray.train.torch
+
+    from components.data import ShardStream, load_spec
+    from components.models import build
+    from components.training.loop import LoopConfig, NonFiniteLossError, train
+
+    job = TrainJob(**job_dict)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(job.cpus_per_worker)
+    device = ray.train.torch.get_device()
+    spec = load_spec(Path(job.data_dir), verify=False)  # the stream verifies the shards it reads
+    torch.manual_seed(job.seed)
+    model = build(job.model, job.model_config, spec).to(device)
+    state = None
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            if (Path(d) / STATE_FILE).is_file():
+                state = torch.load(Path(d) / STATE_FILE, map_location=device, weights_only=True)
+    if state is not None and rank == 0:
+        print(f"[{job.model}] resuming from checkpoint: epoch {state['epoch']}, step {state['step']}", flush=True)
+    stream = ShardStream(Path(job.data_dir), spec, "train", job.batch_size, rank, world, job.seed)
+    tracker = None
+    if rank == 0 and job.tracking.get("run_id"):
+        from components.tracking import Tracker
+
+        tracker = Tracker(job.tracking["uri"], job.tracking["experiment"])
+    callbacks = _Callbacks(job, rank, tracker)
+    loop_cfg = LoopConfig(epochs=job.epochs, seed=job.seed, checkpoint_every=job.checkpoint_every,
+                          log_every=job.log_every, rank=rank, world_size=world, device=str(device),
+                          config={"model": job.model, "model_config": job.model_config, "seed": job.seed})
+    try:
+        train(model, stream.epoch, loop_cfg, callbacks, state)
+    except NonFiniteLossError as err:
+        with tempfile.TemporaryDirectory() as d:
+            if rank == 0:
+                (Path(d) / ERROR_FILE).write_text(json.dumps({"error": str(err)}))
+            ray.train.report({"genzoo_error": str(err)}, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+class _Callbacks:
+    def __init__(self, job: TrainJob, rank: int, tracker):
+        self.job, self.rank, self.tracker = job, rank, tracker
+
+    def on_progress(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        txt = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        print(f"[{self.job.model}] epoch {epoch + 1}/{self.job.epochs} step {step} {txt}", flush=True)
+
+    def on_epoch_end(self, epoch, metrics, history, state) -> None:
+        import ray.train
+
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = None
+            if state is not None and self.rank == 0:
+                tmp = Path(d) / (STATE_FILE + ".tmp")
+                torch.save(state(), tmp)
+                os.replace(tmp, Path(d) / STATE_FILE)  # atomic: a checkpoint is whole or absent
+                checkpoint = ray.train.Checkpoint.from_directory(d)
+            ray.train.report(dict(metrics), checkpoint=checkpoint)
+        if self.rank == 0:
+            txt = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step"))
+            print(f"[{self.job.model}] epoch {epoch + 1}/{self.job.epochs} done: {txt}", flush=True)
+            if self.tracker is not None:
+                self.tracker.log_history(self.job.tracking["run_id"], history)
+        fault = self.job.fault
+        if fault and self.rank == fault["rank"] and epoch + 1 == fault["epoch"] and not Path(fault["marker"]).exists():
+            Path(fault["marker"]).write_text(f"killed after epoch {epoch + 1}\n")
+            os._exit(1)  # an injected crash: the process dies without cleanup
+
+
+def _use_gpu(setting: str) -> bool:
+    import ray
+
+    if setting == "auto":
+        return ray.cluster_resources().get("GPU", 0) > 0
+    return setting == "yes"
+
+
+def fit(job: TrainJob) -> dict:
+    """Run the job on Ray Train; returns the final training state (model, optimizers, epoch, step, history)."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    gpu = _use_gpu(job.use_gpu)
+    resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if gpu else {})}
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config=asdict(job),
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=job.workers, use_gpu=gpu, resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=job.run_name,
+            storage_path=job.storage_path,
+            failure_config=ray.train.FailureConfig(max_failures=job.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as err:  # TrainingFailedError and friends: keep the root cause, one line
+        raise TrainingError(f"training {job.model} failed after {job.max_failures} restarts: "
+                            f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}") from err
+    if result.checkpoint is None:
+        raise TrainingError(f"training {job.model} finished without a checkpoint")
+    with result.checkpoint.as_directory() as d:
+        if (Path(d) / ERROR_FILE).is_file():
+            message = json.loads((Path(d) / ERROR_FILE).read_text())["error"]
+            discard_run(job)  # a rerun must not resume from the diverged state
+            raise TrainingError(f"training {job.model} stopped: {message}")
+        return torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def discard_run(job: TrainJob) -> None:
+    """Delete the run's checkpoints (local storage only)."""
+    path = Path(job.storage_path) / job.run_name
+    if "://" not in job.storage_path and path.exists():
+        shutil.rmtree(path, ignore_errors=True)

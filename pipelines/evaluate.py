@@ -1,0 +1,42 @@
+"""Stage `evaluate@<model>`: metrics and figures of a trained model; metrics/<model>.json, evaluation/<model>/."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pipelines import _stage
+
+
+def main() -> None:
+    args = _stage.parser(__doc__, model=True).parse_args()
+    params = _stage.load(args)
+    name = args.model
+    if _stage.dry_run(args, {"model": name, "evaluate": params.evaluate.model_dump()}):
+        return
+    from components.evaluation import evaluate_model
+    from components.errors import DataError
+
+    model_dir = params.path(f"models/{name}")
+    if not (model_dir / "model.pt").is_file():
+        raise DataError(f"{model_dir / 'model.pt'}: no trained model; run `dvc repro train@{name}` first")
+    metrics = evaluate_model(params, name, model_dir / "model.pt", params.path(f"evaluation/{name}"))
+    out = params.path(f"metrics/{name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, out)
+    run = json.loads((model_dir / "run.json").read_text()) if (model_dir / "run.json").is_file() else None
+    if run:
+        from components.tracking import Tracker
+
+        tracker = Tracker(run["tracking_uri"], params.mlflow.experiment, root=params.root)
+        tracker.log_metrics(run["run_id"], {k: v for k, v in metrics.items() if isinstance(v, float)})
+        tracker.log_dict(run["run_id"], metrics, "evaluation/metrics.json")
+        tracker.log_artifact(run["run_id"], params.path(f"evaluation/{name}"), "evaluation")
+    shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+    print(f"evaluated {name}: {shown or 'no likelihood'}; figures in evaluation/{name}/")
+
+
+if __name__ == "__main__":
+    _stage.run(main)

@@ -1,0 +1,54 @@
+"""Stage `train@<model>`: train one model on Ray Train, export it, write its curves, close the MLflow run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+from pipelines import _stage
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """Per-epoch metrics as CSV (the DVC plot of training curves), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = ["epoch"] + sorted({k for h in history for k in h} - {"epoch"})
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    args = _stage.parser(__doc__, model=True).parse_args()
+    params = _stage.load(args)
+    name = args.model
+    if args.dry_run:
+        from components.data import load_spec
+        from components.training import resolve
+
+        _stage.dry_run(args, resolve(params, name, load_spec(params.path(params.data.out_dir))))
+        return
+    from components.models.io import export_model
+    from components.training import finish_run, run_training
+
+    t0 = time.perf_counter()
+    outcome = run_training(params, name)
+    out = params.path(f"models/{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    export_model(out / "model.pt", name, outcome.model)
+    (out / "resolved_config.json").write_text(json.dumps(outcome.resolved, indent=2) + "\n")
+    write_history(params.path(f"plots/train/{name}.csv"), outcome.state["history"])
+    model_uri = finish_run(outcome, out / "model.pt", params)
+    (out / "run.json").write_text(json.dumps({"run_id": outcome.run_id, "tracking_uri": outcome.tracking_uri,
+                                              "model_uri": model_uri}, indent=2) + "\n")
+    print(f"trained {name}: {outcome.state['epoch']} epochs, {outcome.state['step']} steps in "
+          f"{time.perf_counter() - t0:.0f}s; MLflow run {outcome.run_id}")
+
+
+if __name__ == "__main__":
+    _stage.run(main)
