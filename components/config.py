@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from components.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from components.errors import ConfigError
 
 DATASETS = ("dsprites", "mnist", "fashion_mnist", "cifar10")
 RESOLUTIONS = (32, 64)

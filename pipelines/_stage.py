@@ -10,6 +10,7 @@ from collections.abc import Callable
 from components.config import Params, load_config
 from components.errors import GenZooError
 
+
 def parser(description: str, model: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")

@@ -14,8 +14,8 @@ def main() -> None:
     name = args.model
     if _stage.dry_run(args, {"model": name, "evaluate": params.evaluate.model_dump()}):
         return
-    from components.evaluation import evaluate_model
     from components.errors import DataError
+    from components.evaluation import evaluate_model
 
     model_dir = params.path(f"models/{name}")
     if not (model_dir / "model.pt").is_file():

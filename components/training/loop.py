@@ -79,24 +79,27 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
     """Train `model` for cfg.epochs; `batches(epoch)` yields (uint8 images, labels) for this rank.
 
     `state` (from a checkpoint) restores model, optimizers, epoch, step and history, so a resumed run
-    continues where the checkpoint left off. Returns the per-epoch metric history.
+    continues where the checkpoint left off; checkpoints record each resume point under "resumes".
+    Returns the per-epoch metric history.
     """
     device = torch.device(cfg.device)
     optimizers = model.optimizers()
     phases = model.phases(optimizers)
-    start_epoch, step, history = 0, 0, []
+    start_epoch, step, history, resumes = 0, 0, [], []
     if state is not None:
         model.load_state_dict(state["model"])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
+        resumes = list(state.get("resumes", [])) + [{"epoch": start_epoch, "step": step}]
     else:
         _broadcast_model(model)
     all_params = list(model.parameters())
 
-    def snapshot() -> dict:
+    def snapshot() -> dict:  # references live tensors: serialize it before training continues
         return {"model": model.state_dict(), "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                "epoch": epoch + 1, "step": step, "config": cfg.config, "history": history}
+                "epoch": epoch + 1, "step": step, "config": cfg.config, "history": list(history),
+                "resumes": list(resumes)}
 
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(hash((cfg.seed, cfg.rank, epoch)) & 0x7FFFFFFF)  # noise differs per rank and epoch
@@ -147,7 +150,7 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
         if cfg.world_size > 1 and dist.is_initialized() and keys:
             dist.all_reduce(means)
             means /= cfg.world_size
-        metrics = {k: float(v) for k, v in zip(keys, means.tolist())}
+        metrics = {k: float(v) for k, v in zip(keys, means.tolist(), strict=True)}
         metrics.update(epoch=epoch + 1, step=step, epoch_time_s=elapsed,
                        images_per_s=images * cfg.world_size / max(elapsed, 1e-9))
         history.append(metrics)

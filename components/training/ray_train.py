@@ -22,13 +22,16 @@ import torch
 from components.errors import TrainingError
 
 STATE_FILE = "state.pt"
-# Quieter, lighter Ray Train on one machine; a user's own setting of any of these wins.
-LOCAL_RAY_ENV = {
+# Set before Ray is first imported (its constants read them at import); a user's own setting wins.
+RAY_ENV = {
+    "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",  # workers use this interpreter, not a second `uv run` venv
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # otherwise each worker print appears twice
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",  # no spot preemption on a laptop or CI box
     "RAY_TRAIN_METRICS_ENABLED": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
+for _key, _value in RAY_ENV.items():
+    os.environ.setdefault(_key, _value)
 ERROR_FILE = "error.json"
 
 
@@ -61,8 +64,6 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS") or address
-    for key, value in LOCAL_RAY_ENV.items():  # before ray.init: Ray's processes inherit them
-        os.environ.setdefault(key, value)
     env = {"env_vars": {"PYTHONPATH": str(root)}} if root is not None else None
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)

@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny prepared datasets, tiny params files, one local Ray per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MNIST_T10K = SHARED / "datasets" / "mnist-t10k"
+
+TINY = {
+    "data": {"n_train": 512, "n_val": 128, "n_test": 256, "shard_rows": 256},
+    "train": {"workers": 2, "log_every": 1000, "max_failures": 2},
+    "models": {
+        "vae": {"hidden_dim": 64, "latent_dim": 4, "batch_size": 64, "epochs": 2},
+        "dcgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 8, "batch_size": 64, "epochs": 1},
+    },
+    "evaluate": {"grid_size": 16, "traversal_dims": 3},
+}
+
+
+def deep_update(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_update(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def write_params(root: Path, extra: dict | None = None) -> Path:
+    """params.yaml in root: the repo's defaults overlaid with TINY and `extra`."""
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    path = Path(root) / "params.yaml"
+    path.write_text(yaml.safe_dump(deep_update(deep_update(base, TINY), extra or {})))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """A project directory with tiny params and a prepared dSprites dataset (shared, read-only)."""
+    from components.config import load_config
+    from components.data import prepare
+
+    root = tmp_path_factory.mktemp("project")
+    prepare(load_config(write_params(root)))
+    return root
+
+
+@pytest.fixture
+def project(tiny_project, tmp_path) -> Path:
+    """A fresh project directory (own MLflow store and checkpoints) sharing the prepared dataset."""
+    shutil.copytree(tiny_project / "datasets", tmp_path / "datasets")
+    write_params(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the session (2 CPUs even on a 1-core box), shut down at the end."""
+    import ray
+
+    from components.training.ray_train import connect
+
+    connect(num_cpus=2, root=REPO)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_tracking_env(monkeypatch):
+    """Tests choose their own tracking store and Ray address."""
+    for key in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        monkeypatch.delenv(key, raising=False)
+    yield
+    os.environ.pop("GENZOO_TEST", None)

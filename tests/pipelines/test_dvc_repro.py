@@ -1,0 +1,69 @@
+"""End to end: `dvc repro` in a temporary git repo with tiny params, then a no-op rerun, then a
+one-parameter experiment that reruns only the stages that read that parameter."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, write_params
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd, cwd, timeout=900):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(cwd))
+    env.pop("VIRTUAL_ENV", None)
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert res.returncode == 0, f"{cmd} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    for item in ("components", "pipelines"):
+        shutil.copytree(REPO / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
+    for item in ("dvc.yaml", ".gitignore"):
+        shutil.copy(REPO / item, root / item)
+    write_params(root)
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.email", "ci@genzoo"], root)
+    run(["git", "config", "user.name", "ci"], root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "tiny project"], root)
+    return root
+
+
+def test_full_pipeline_then_noop_then_one_param(repo):
+    out = run([sys.executable, "-m", "dvc", "repro"], repo)
+    assert ran_stages(out) == {"prepare", "train@vae", "train@dcgan", "evaluate@vae", "evaluate@dcgan"}
+    vae = json.loads((repo / "metrics/vae.json").read_text())
+    assert vae["test_elbo_nats"] > 0 and vae["protocol"]["n_test"] == 256
+    for name in ("vae", "dcgan"):
+        assert (repo / f"models/{name}/model.pt").is_file()
+        assert (repo / f"evaluation/{name}/samples.png").is_file()
+        assert (repo / f"plots/train/{name}.csv").read_text().startswith("epoch,")
+    assert (repo / "evaluation/vae/traversal.png").is_file() and (repo / "mlflow.db").is_file()
+
+    again = run([sys.executable, "-m", "dvc", "repro"], repo)
+    assert ran_stages(again) == set(), again
+
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline"], repo)
+    exp = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "models.vae.kl_weight=2.0"], repo)
+    assert ran_stages(exp) == {"train@vae", "evaluate@vae"}, exp
+    resolved = json.loads((repo / "models/vae/resolved_config.json").read_text())
+    assert resolved["model_config"]["kl_weight"] == 2.0
+    shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
+    assert "test_elbo_nats" in shown

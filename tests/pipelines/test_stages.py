@@ -1,0 +1,59 @@
+"""Stage scripts as users run them: exit codes, one-line errors, --dry-run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, write_params
+
+
+def stage(name, *args, cwd):
+    return subprocess.run([sys.executable, "-m", f"pipelines.{name}", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd)})
+
+
+@pytest.mark.parametrize("name", ["prepare", "train", "evaluate"])
+def test_bad_params_exit_2_with_one_line_naming_the_key(tmp_path, name):
+    write_params(tmp_path, {"models": {"vae": {"kl_weight": -1}}, "train": {"workers": 0}})
+    args = ["--model", "vae"] if name != "prepare" else []
+    res = stage(name, *args, cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: train.workers:"), res.stderr
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "mlflow.db").exists(), "nothing half-written"
+
+
+def test_unknown_model_is_refused(tmp_path):
+    write_params(tmp_path)
+    res = stage("train", "--model", "pixelcnn", cwd=tmp_path)
+    assert res.returncode == 2 and "unknown model 'pixelcnn'; allowed: dcgan, vae" in res.stderr
+
+
+def test_dry_run_prints_the_resolved_config_and_runs_nothing(project):
+    res = stage("train", "--model", "vae", "--dry-run", cwd=project)
+    assert res.returncode == 0, res.stderr
+    resolved = json.loads(res.stdout)
+    assert resolved["model_config"]["kl_weight"] == 1.0 and resolved["model_config"]["likelihood"] == "auto"
+    assert resolved["dataset"]["name"] == "dsprites" and len(resolved["dataset"]["manifest_sha256"]) == 64
+    assert not (project / "mlflow.db").exists() and not (project / "models").exists()
+
+
+def test_training_without_prepared_data_says_what_to_run(tmp_path):
+    write_params(tmp_path)
+    res = stage("train", "--model", "vae", cwd=tmp_path)
+    assert res.returncode == 2 and "dataset.json: no prepared dataset here; run `dvc repro prepare` first" in res.stderr
+
+
+def test_evaluate_without_a_model_says_what_to_run(project):
+    res = stage("evaluate", "--model", "dcgan", cwd=project)
+    assert res.returncode == 2 and "run `dvc repro train@dcgan` first" in res.stderr
+
+
+def test_prepare_writes_the_dataset(tmp_path):
+    write_params(tmp_path)
+    res = stage("prepare", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "prepared dsprites 1x32x32 (train 512, val 128, test 256)" in res.stdout
+    assert json.loads((tmp_path / "datasets/prepared/dataset.json").read_text())["counts"]["test"] == 256

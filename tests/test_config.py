@@ -1,0 +1,57 @@
+"""Bad params are refused with one line naming the key and what is allowed."""
+
+import pytest
+import yaml
+
+from components.config import load_config
+from components.errors import ConfigError
+from tests.conftest import REPO, write_params
+
+
+def test_repo_params_are_valid_and_complete():
+    params = load_config(REPO / "params.yaml")
+    assert params.pipeline.models == ["vae", "dcgan"]
+    assert params.model_config_for("vae").latent_dim == 20
+    assert params.model_config_for("vae").hidden_dim == 400
+    assert params.root == REPO
+
+
+@pytest.mark.parametrize(
+    "extra,pattern",
+    [
+        ({"models": {"vae": {"latent_dim": 0}}}, r"models\.vae\.latent_dim: .*greater than or equal to 1 \(got 0\)"),
+        ({"models": {"vae": {"kl_weight": -1}}}, r"models\.vae\.kl_weight: .*greater than or equal to 0"),
+        ({"models": {"dcgan": {"lr": 0}}}, r"models\.dcgan\.lr: .*greater than 0"),
+        ({"models": {"vae": {"lr": "fast"}}}, r"models\.vae\.lr: .*valid number"),
+        ({"train": {"workers": 0}}, r"train\.workers: .*greater than or equal to 1"),
+        ({"data": {"resolution": 48}}, r"data\.resolution: .*32 or 64 \(got 48\)"),
+        ({"data": {"dataset": "imagenet"}}, r"data\.dataset: .*'dsprites', 'mnist', 'fashion_mnist' or 'cifar10'"),
+        ({"models": {"gpt": {}}}, r"models\.gpt: unknown model; allowed: dcgan, vae"),
+        ({"pipeline": {"models": ["vae", "flow"]}}, r"pipeline\.models: unknown model 'flow'; allowed: dcgan, vae"),
+        ({"train": {"wokers": 2}}, r"train\.wokers: unknown key"),
+        ({"models": {"vae": {"kl_wieght": 2}}}, r"models\.vae\.kl_wieght: unknown key"),
+        ({"models": {"dcgan": {"loss": "hinge"}}}, r"models\.dcgan\.loss: .*'non_saturating' or 'minimax'"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path, extra, pattern):
+    path = write_params(tmp_path, extra)
+    with pytest.raises(ConfigError, match=pattern) as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_params_files(tmp_path):
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_relative_paths_resolve_against_the_params_file(tmp_path):
+    params = load_config(write_params(tmp_path))
+    assert params.path(params.data.out_dir) == tmp_path / "datasets/prepared"
+    assert params.path("/abs/x") .as_posix() == "/abs/x"

@@ -1,0 +1,92 @@
+"""The loop alone, in one process: phases, repeats, resume, non-finite losses."""
+
+import io
+
+import pytest
+import torch
+
+from components.data import ShardStream, load_spec
+from components.models import build
+from components.models.base import Phase
+from components.training.loop import LoopConfig, NonFiniteLossError, train
+
+
+class Recorder:
+    def __init__(self):
+        self.epochs, self.checkpoints = [], []
+
+    def on_epoch_end(self, epoch, metrics, history, state):
+        self.epochs.append(metrics)
+        if state is not None:  # serialized at once, as the Ray callback does; loads without pickle
+            buf = io.BytesIO()
+            torch.save(state(), buf)
+            buf.seek(0)
+            self.checkpoints.append(torch.load(buf, weights_only=True))
+
+    def on_progress(self, epoch, step, metrics):
+        pass
+
+
+def _setup(tiny_project, name="vae", **cfg):
+    spec = load_spec(tiny_project / "datasets/prepared")
+    torch.manual_seed(0)
+    base = {"hidden_dim": 64, "latent_dim": 4} if name == "vae" else {"latent_dim": 4}
+    model = build(name, {**base, **cfg}, spec)
+    stream = ShardStream(tiny_project / "datasets/prepared", spec, "train", 64)
+    return model, stream
+
+
+def test_vae_trains_and_checkpoints_on_schedule(tiny_project):
+    model, stream = _setup(tiny_project)
+    rec = Recorder()
+    history = train(model, stream.epoch, LoopConfig(epochs=4, checkpoint_every=3), rec)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["step"] == 4 * stream.steps_per_epoch
+    assert history[-1]["neg_elbo"] < history[0]["neg_elbo"]
+    assert [c["epoch"] for c in rec.checkpoints] == [3, 4], "every 3 epochs and always the last"
+    ckpt = rec.checkpoints[-1]
+    assert set(ckpt) >= {"model", "optimizers", "epoch", "step", "config", "history"}
+    assert ckpt["optimizers"]["adam"]["state"], "optimizer state (Adam moments) is saved"
+
+
+def test_resume_restores_weights_optimizer_and_step(tiny_project):
+    model, stream = _setup(tiny_project)
+    rec = Recorder()
+    train(model, stream.epoch, LoopConfig(epochs=2), rec)
+    state = rec.checkpoints[0]  # after epoch 1
+    resumed, _ = _setup(tiny_project)
+    rec2 = Recorder()
+    history = train(resumed, stream.epoch, LoopConfig(epochs=2), rec2, state=state)
+    assert [h["epoch"] for h in history] == [1, 2] and len(rec2.epochs) == 1, "only epoch 2 was run"
+    assert rec2.checkpoints[-1]["resumes"] == [{"epoch": 1, "step": stream.steps_per_epoch}]
+    final = rec.checkpoints[-1]["model"]
+    for k, v in rec2.checkpoints[-1]["model"].items():
+        assert torch.allclose(v, final[k], atol=1e-5), f"resumed run diverged from the uninterrupted one at {k}"
+
+
+def test_phase_repeat_and_after_step_hooks(tiny_project):
+    model, stream = _setup(tiny_project, name="dcgan", g_channels=4, d_channels=4)
+    calls = {"D": 0, "G": 0, "clip": 0}
+    d_phase, g_phase = model.phases(model.optimizers())
+
+    def count(phase):
+        def loss(batch):
+            calls[phase.name] += 1
+            return phase.loss(batch)
+        return loss
+
+    phases = [Phase("D", "D", count(d_phase), d_phase.parameters, repeat=3,
+                    after_step=lambda: calls.__setitem__("clip", calls["clip"] + 1)),
+              Phase("G", "G", count(g_phase), g_phase.parameters, uses_batch=False)]
+    model.phases = lambda optimizers: phases
+    history = train(model, stream.epoch, LoopConfig(epochs=1), Recorder())
+    steps = stream.steps_per_epoch // 3
+    assert history[-1]["step"] == steps
+    assert calls["G"] == steps and calls["D"] == calls["clip"] == stream.steps_per_epoch // 3 * 3 + stream.steps_per_epoch % 3
+
+
+def test_non_finite_loss_names_phase_and_step(tiny_project):
+    model, stream = _setup(tiny_project, lr=1e30)
+    with pytest.raises(NonFiniteLossError, match=r"phase 'elbo' at step \d+") as err:
+        train(model, stream.epoch, LoopConfig(epochs=3), Recorder())
+    assert err.value.phase == "elbo" and err.value.step < stream.steps_per_epoch * 3
