@@ -53,6 +53,14 @@ class TrainConfig(Section):
 
 class EvaluateConfig(Section):
     seed: int = 0  # seeds sampling for figures and metrics
+    n_samples: int = Field(10000, ge=100)  # real and generated images per sample metric (capped at the test split)
+    iw_samples: int = Field(1000, ge=1)  # importance samples of the IWAE bound (1: ELBO only)
+    iw_max_images: int | None = Field(None, ge=1)  # test images for the IWAE bound (None: the whole split)
+    feature_epochs: int = Field(3, ge=1)  # epochs of the feature classifier
+    min_feature_accuracy: float | None = Field(None, gt=0, le=1)  # gate; None: 0.99 dsprites, 0.97 mnist, ...
+    inception_weights: str | None = None  # local pt_inception-2015-12-05 weights file: adds standard FID
+    pr_k: int = Field(3, ge=1)  # k of improved precision/recall
+    memorization_quantile: float = Field(0.05, gt=0, lt=1)  # held-out NN-distance quantile for memorization
     grid_size: int = Field(64, ge=4)  # images in the sample grid
     interpolation_steps: int = Field(10, ge=3)  # images in a latent interpolation strip
     traversal_steps: int = Field(9, ge=3)  # columns of the VAE latent traversal grid

@@ -27,3 +27,7 @@ class TrainingError(GenZooError, RuntimeError):
 
 class TrackingError(GenZooError, RuntimeError):
     """The MLflow store cannot be used (unreachable server, bad URI)."""
+
+
+class EvaluationError(GenZooError, RuntimeError):
+    """Evaluation cannot produce trustworthy numbers (a feature network below its accuracy gate)."""

@@ -20,7 +20,8 @@ def main() -> None:
     model_dir = params.path(f"models/{name}")
     if not (model_dir / "model.pt").is_file():
         raise DataError(f"{model_dir / 'model.pt'}: no trained model; run `dvc repro train@{name}` first")
-    metrics = evaluate_model(params, name, model_dir / "model.pt", params.path(f"evaluation/{name}"))
+    metrics = evaluate_model(params, name, model_dir / "model.pt", params.path(f"evaluation/{name}"),
+                             params.path("features"))
     out = params.path(f"metrics/{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -31,11 +32,15 @@ def main() -> None:
         from components.tracking import Tracker
 
         tracker = Tracker(run["tracking_uri"], params.mlflow.experiment, root=params.root)
-        tracker.log_metrics(run["run_id"], {k: v for k, v in metrics.items() if isinstance(v, float)})
+        tracker.log_metrics(run["run_id"], {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        tracker.set_tags(run["run_id"], {f"genzoo.protocol.{k}": v for k, v in metrics["protocol"].items()
+                                         if not isinstance(v, dict)})
         tracker.log_dict(run["run_id"], metrics, "evaluation/metrics.json")
         tracker.log_artifact(run["run_id"], params.path(f"evaluation/{name}"), "evaluation")
-    shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
-    print(f"evaluated {name}: {shown or 'no likelihood'}; figures in evaluation/{name}/")
+    keys = ("fid", "kid", "precision", "recall", "classes_covered", "memorization_fraction", "test_elbo_nats",
+            "test_iwae_nats", "test_iwae_bits_per_dim")
+    shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
+    print(f"evaluated {name}: {shown}; figures in evaluation/{name}/")
 
 
 if __name__ == "__main__":

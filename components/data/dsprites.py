@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from components.errors import ConfigError
+
 SHAPES = ("square", "ellipse", "heart")
 SCALES = np.linspace(0.5, 1.0, 6)
 ORIENTATIONS = np.linspace(0.0, 2 * np.pi, 40, endpoint=False)
@@ -19,9 +21,17 @@ _SUPERSAMPLE = 3
 _MAX_HALF_SIZE = 0.3  # half-size of a scale-1 sprite as a fraction of the image side
 
 
+GRID_SIZE = int(np.prod(list(FACTOR_SIZES.values())))  # 737,280 factor combinations
+
+
 def sample_factors(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Indices into the factor grid for n images, drawn uniformly (int64 arrays of length n)."""
-    return {name: rng.integers(0, size, n) for name, size in FACTOR_SIZES.items()}
+    """Indices into the factor grid for n distinct grid cells drawn uniformly without replacement
+    (so consecutive slices, e.g. train and test, never share an image); int64 arrays of length n."""
+    if n > GRID_SIZE:
+        raise ConfigError(f"data.n_train + data.n_val + data.n_test = {n}: at most {GRID_SIZE} (the dSprites factor grid)")
+    cells = rng.choice(GRID_SIZE, size=n, replace=False)
+    idx = np.unravel_index(cells, tuple(FACTOR_SIZES.values()))
+    return {name: i.astype(np.int64) for name, i in zip(FACTOR_SIZES, idx, strict=True)}
 
 
 def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:

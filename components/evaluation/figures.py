@@ -52,10 +52,7 @@ def interpolation(model: GenerativeModel, rows: int, steps: int, generator: torc
 def reconstructions(model, x: torch.Tensor) -> torch.Tensor:
     """Originals and their reconstructions (decoder mean at the posterior mean), interleaved by row."""
     mu, _ = model.encode(x)
-    recon = model.decode_latent(mu)
-    n = x.shape[0] // 8 * 8
-    pairs = torch.stack([x[:n].reshape(-1, 8, *x.shape[1:]), recon[:n].reshape(-1, 8, *x.shape[1:])], 1)
-    return pairs.reshape(-1, *x.shape[1:])  # (rows, 2, 8, C, H, W) -> (rows*16, C, H, W)
+    return beside(x, model.decode_latent(mu))
 
 
 @torch.no_grad()
@@ -70,3 +67,14 @@ def latent_traversal(model, x: torch.Tensor, dims: int, steps: int, span: float 
     for r, dim in enumerate(order):
         base[r * steps : (r + 1) * steps, dim] = values
     return model.decode_latent(base)
+
+
+def beside(samples: torch.Tensor, neighbours: torch.Tensor, per_row: int = 8) -> torch.Tensor:
+    """The lecture's memorization figure: rows of samples, each above a row of their nearest training
+    images. samples in [0, 1], neighbours uint8 or [0, 1]; both (N, C, H, W) with N a multiple of per_row."""
+    if neighbours.dtype == torch.uint8:
+        neighbours = neighbours.float() / 255
+    n = samples.shape[0] // per_row * per_row
+    rows = torch.stack([samples[:n].reshape(-1, per_row, *samples.shape[1:]),
+                        neighbours[:n].reshape(-1, per_row, *samples.shape[1:])], 1)
+    return rows.reshape(-1, *samples.shape[1:])  # (blocks, 2, per_row, C, H, W) -> (blocks*2*per_row, C, H, W)

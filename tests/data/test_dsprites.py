@@ -44,3 +44,9 @@ def test_factors_change_the_picture_as_named():
 def test_renders_at_64():
     images, _, _ = dsprites.generate(10, 64, seed=0)
     assert images.shape == (10, 1, 64, 64)
+
+
+def test_splits_never_share_a_grid_cell():
+    _, _, factors = dsprites.generate(5000, 32, seed=2)
+    cells = np.ravel_multi_index(tuple(factors[k] for k in dsprites.FACTOR_SIZES), tuple(dsprites.FACTOR_SIZES.values()))
+    assert len(np.unique(cells)) == 5000

@@ -1,5 +1,5 @@
 """End to end: `dvc repro` in a temporary git repo with tiny params, then a no-op rerun, then a
-one-parameter experiment that reruns only the stages that read that parameter."""
+one-parameter experiment that reruns only the stages that read that parameter (and the report)."""
 
 import json
 import os
@@ -47,7 +47,8 @@ def repo(tmp_path_factory):
 
 def test_full_pipeline_then_noop_then_one_param(repo):
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
-    assert ran_stages(out) == {"prepare", "train@vae", "train@dcgan", "evaluate@vae", "evaluate@dcgan"}
+    assert ran_stages(out) == {"prepare", "featurize", "train@vae", "train@dcgan", "evaluate@vae", "evaluate@dcgan",
+                               "report"}
     vae = json.loads((repo / "metrics/vae.json").read_text())
     assert vae["test_elbo_nats"] > 0 and vae["protocol"]["n_test"] == 256
     for name in ("vae", "dcgan"):
@@ -55,6 +56,8 @@ def test_full_pipeline_then_noop_then_one_param(repo):
         assert (repo / f"evaluation/{name}/samples.png").is_file()
         assert (repo / f"plots/train/{name}.csv").read_text().startswith("epoch,")
     assert (repo / "evaluation/vae/traversal.png").is_file() and (repo / "mlflow.db").is_file()
+    page = (repo / "reports/index.html").read_text()
+    assert "<table>" in page and page.count("data:image/png;base64,") >= 9
 
     again = run([sys.executable, "-m", "dvc", "repro"], repo)
     assert ran_stages(again) == set(), again
@@ -62,7 +65,7 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline"], repo)
     exp = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "models.vae.kl_weight=2.0"], repo)
-    assert ran_stages(exp) == {"train@vae", "evaluate@vae"}, exp
+    assert ran_stages(exp) == {"train@vae", "evaluate@vae", "report"}, exp
     resolved = json.loads((repo / "models/vae/resolved_config.json").read_text())
     assert resolved["model_config"]["kl_weight"] == 2.0
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)

@@ -1,0 +1,115 @@
+"""Stage `report`: one static, self-contained HTML page comparing every model (images embedded as
+data URIs, training curves as inline SVG), so it can be opened anywhere and logged to MLflow."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+# column -> (label, True if higher is better)
+COLUMNS = {
+    "fid": ("FID (features)", False),
+    "kid": ("KID", False),
+    "precision": ("precision", True),
+    "recall": ("recall", True),
+    "classes_covered": ("classes covered", True),
+    "class_kl": ("class KL", False),
+    "memorization_fraction": ("memorized", False),
+    "fid_inception": ("FID (Inception)", False),
+    "test_elbo_nats": ("-ELBO (nats)", False),
+    "test_iwae_nats": ("-IWAE (nats)", False),
+    "test_iwae_bits_per_dim": ("-IWAE (bits/dim)", False),
+}
+FIGURES = ("samples", "interpolation", "nearest_neighbours", "reconstructions", "traversal")
+CSS = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+th{background:#f3f3f3}td.best{background:#d9f2d9;font-weight:bold}td.name{text-align:left}
+.figs{display:flex;flex-wrap:wrap;gap:1rem}.figs figure{margin:0}.figs img{max-width:380px;image-rendering:pixelated}
+figcaption{font-size:.85rem;color:#555}code{font-size:.85rem}"""
+
+
+def _img(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "&mdash;"
+    return f"{v:d}" if isinstance(v, int) else f"{v:.4g}"
+
+
+def _svg_curves(csv_path: Path, width: int = 380, height: int = 160) -> str:
+    """Per-epoch training curves, one normalised polyline per loss-like column."""
+    rows = list(csv.DictReader(csv_path.open()))
+    if not rows:
+        return ""
+    keys = [k for k in rows[0] if k not in ("epoch", "step", "epoch_time_s", "images_per_s")]
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    epochs = [float(r["epoch"]) for r in rows]
+    x0, x1 = min(epochs), max(epochs) if max(epochs) > min(epochs) else min(epochs) + 1
+    lines, legend = [], []
+    for i, key in enumerate(keys[:6]):
+        ys = [float(r[key]) for r in rows]
+        lo, hi = min(ys), max(ys)
+        span = hi - lo if hi > lo else 1.0
+        pts = " ".join(f"{10 + (e - x0) / (x1 - x0) * (width - 20):.1f},{height - 20 - (y - lo) / span * (height - 40):.1f}"
+                       for e, y in zip(epochs, ys, strict=True))
+        c = colours[i % len(colours)]
+        lines.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>')
+        legend.append(f'<tspan fill="{c}">{html.escape(key)} {lo:.3g}&ndash;{hi:.3g}</tspan> ')
+    return (f'<svg width="{width}" height="{height + 20}" xmlns="http://www.w3.org/2000/svg">'
+            f'<rect width="100%" height="{height}" fill="#fafafa" stroke="#ccc"/>{"".join(lines)}'
+            f'<text x="4" y="{height + 14}" font-size="11">{"".join(legend)}</text></svg>')
+
+
+def _best(values: list, higher: bool):
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if len(finite) < 2:
+        return None
+    return max(finite) if higher else min(finite)
+
+
+def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
+    metrics = {m: json.loads((root / f"metrics/{m}.json").read_text()) for m in models}
+    cols = [c for c in COLUMNS if any(metrics[m].get(c) is not None for m in models)]
+    head = "".join(f"<th>{COLUMNS[c][0]}</th>" for c in cols)
+    body = []
+    for m in models:
+        cells = []
+        for c in cols:
+            best = _best([metrics[x].get(c) for x in models], COLUMNS[c][1])
+            v = metrics[m].get(c)
+            cls = ' class="best"' if best is not None and v == best else ""
+            cells.append(f"<td{cls}>{_fmt(v)}</td>")
+        body.append(f'<tr><td class="name"><a href="#{m}">{m}</a></td>{"".join(cells)}</tr>')
+    proto = next(iter(metrics.values()))["protocol"] if metrics else {}
+    sections = []
+    for m in models:
+        figs = []
+        for f in FIGURES:
+            p = root / f"evaluation/{m}/{f}.png"
+            if p.is_file():
+                figs.append(f'<figure><img src="{_img(p)}" alt="{m} {f}"><figcaption>{f.replace("_", " ")}</figcaption></figure>')
+        curves = root / f"plots/train/{m}.csv"
+        if curves.is_file():
+            figs.append(f"<figure>{_svg_curves(curves)}<figcaption>training curves (each scaled to its range)</figcaption></figure>")
+        sections.append(f'<h2 id="{m}">{m}</h2><div class="figs">{"".join(figs)}</div>')
+    feat = ""
+    if featurize:
+        feat = (f"<p>Feature network: held-out accuracy <b>{featurize['test_accuracy']:.4f}</b> "
+                f"(gate {featurize['min_accuracy']}), weights sha256 <code>{featurize['feature_net_sha256'][:16]}</code></p>")
+    proto_rows = "".join(f"<tr><th>{html.escape(k)}</th><td class='name'>{html.escape(str(v))}</td></tr>"
+                         for k, v in proto.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>GenZoo report</title><style>{CSS}</style></head>
+<body><h1>GenZoo report</h1>
+<p>{html.escape(proto.get("dataset", ""))}, {len(models)} models, generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
+Best value per column in green; sample metrics are computed in the pipeline's own feature space.</p>{feat}
+<table><tr><th>model</th>{head}</tr>{"".join(body)}</table>
+{"".join(sections)}
+<h2>Protocol</h2><table>{proto_rows}</table></body></html>
+"""
