@@ -67,6 +67,48 @@ class EvaluateConfig(Section):
     traversal_dims: int = Field(10, ge=1)  # rows (latent dimensions with the highest KL) of the grid
 
 
+class SpaceParam(Section):
+    """One searched hyperparameter: uniform/loguniform over [low, high], int in [low, high], or a choice."""
+
+    type: Literal["uniform", "loguniform", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    def check(self, key: str) -> None:
+        if self.type == "choice":
+            if not self.values:
+                raise ConfigError(f"{key}.values: a non-empty list is required for type choice")
+            return
+        if self.low is None or self.high is None:
+            raise ConfigError(f"{key}: low and high are required for type {self.type}")
+        if not self.low < self.high:
+            raise ConfigError(f"{key}: low must be below high (got {self.low} >= {self.high})")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ConfigError(f"{key}.low: must be > 0 for loguniform (got {self.low})")
+
+
+class ModelTune(Section):
+    num_samples: int = Field(0, ge=0)  # trials; 0 disables tuning (train uses models.<name> as is)
+    max_epochs: int = Field(2, ge=1)  # epochs of the longest trial (ASHA's max_t)
+    space: dict[str, SpaceParam] = Field(default_factory=dict)  # models.<name> key -> distribution
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # configs tried first, in order
+
+
+class TuneSettings(Section):
+    max_concurrent_trials: int = Field(1, ge=1)  # capped so trial drivers never starve Train workers
+    workers_per_trial: int = Field(2, ge=1)  # Ray Train workers per trial
+    grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial can be stopped
+    reduction_factor: float = Field(2.0, gt=1)  # ASHA: keep 1/reduction_factor at each rung
+    val_images: int = Field(1000, ge=10)  # validation images for the objective
+    fid_samples: int = Field(500, ge=10)  # generated images per FID objective (GANs)
+    seed: int = 0  # Optuna's sampler seed
+
+
+class PromoteConfig(Section):
+    min_improvement: float = Field(0.01, ge=0, lt=1)  # relative: the candidate's metric must be this much lower
+
+
 class PipelineConfig(Section):
     models: list[str] = Field(default_factory=lambda: ["vae", "dcgan"])  # models the pipeline trains
 
@@ -86,9 +128,11 @@ class Params(Section):
     train: TrainConfig = TrainConfig()
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     evaluate: EvaluateConfig = EvaluateConfig()
+    promote: PromoteConfig = PromoteConfig()
     pipeline: PipelineConfig = PipelineConfig()
     mlflow: MlflowConfig = MlflowConfig()
     ray: RayConfig = RayConfig()
+    tune: dict[str, Any] = Field(default_factory=dict)  # shared TuneSettings keys, plus one ModelTune per model
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property
@@ -111,6 +155,35 @@ class Params(Section):
             return MODELS[name].Config(**self.models.get(name, {}))
         except ValidationError as err:
             raise ConfigError(_one_line(err, prefix=f"models.{name}")) from None
+
+
+def tune_settings(params: Params) -> TuneSettings:
+    shared = {k: v for k, v in params.tune.items() if k in TuneSettings.model_fields}
+    try:
+        return TuneSettings(**shared)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err, prefix="tune")) from None
+
+
+def tune_for(params: Params, name: str) -> ModelTune:
+    """The validated sweep of model `name` (num_samples 0 when params.yaml has none)."""
+    try:
+        spec = ModelTune(**params.tune.get(name, {}))
+    except ValidationError as err:
+        raise ConfigError(_one_line(err, prefix=f"tune.{name}")) from None
+    fields = params.model_config_for(name).model_fields
+    for key, dist in spec.space.items():
+        if key not in fields or key in ("epochs", "batch_size"):
+            allowed = ", ".join(k for k in fields if k not in ("epochs", "batch_size"))
+            raise ConfigError(f"tune.{name}.space.{key}: not a searchable parameter of {name}; allowed: {allowed}")
+        dist.check(f"tune.{name}.space.{key}")
+        if dist.type == "int" and fields[key].annotation is not int:
+            raise ConfigError(f"tune.{name}.space.{key}: type int, but models.{name}.{key} is not an integer")
+    for i, point in enumerate(spec.points_to_evaluate):
+        extra = set(point) - set(spec.space)
+        if extra:
+            raise ConfigError(f"tune.{name}.points_to_evaluate[{i}]: keys {sorted(extra)} are not in tune.{name}.space")
+    return spec
 
 
 def _one_line(err: ValidationError, prefix: str = "") -> str:
@@ -149,6 +222,13 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
         if name not in MODELS:
             raise ConfigError(f"pipeline.models: unknown model '{name}'; allowed: {', '.join(sorted(MODELS))}")
         params.model_config_for(name)
+    tune_settings(params)
+    for name in params.tune:
+        if name not in TuneSettings.model_fields:
+            if name not in MODELS:
+                raise ConfigError(f"tune.{name}: unknown model or setting; allowed: "
+                                  f"{', '.join(sorted(MODELS) + list(TuneSettings.model_fields))}")
+            tune_for(params, name)
     return params
 
 

@@ -21,33 +21,61 @@ class TrainOutcome:
     tracking_uri: str
 
 
+def model_config(params: Params, name: str):
+    """models.<name> with the values tuned/<name>.json holds for the searched keys, and where each came from."""
+    from components.tuning.ray_tune import tuned_overrides
+
+    cfg = params.model_config_for(name)
+    tuned = tuned_overrides(params.path(f"tuned/{name}.json"))
+    if tuned:
+        cfg = type(cfg)(**{**cfg.model_dump(), **tuned})
+    provenance = {k: (f"tuned/{name}.json" if k in tuned else "params.yaml") for k in cfg.model_dump()}
+    return cfg, provenance
+
+
 def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
     """The resolved config of one training run: what was asked for, with every default filled in."""
-    model_cfg = params.model_config_for(name)
+    cfg, provenance = model_config(params, name)
     train = params.train.model_dump()
     return {
         "model": name,
-        "model_config": model_cfg.model_dump(),
+        "model_config": cfg.model_dump(),
+        "provenance": provenance,
         "train": {k: train[k] for k in ("workers", "cpus_per_worker", "use_gpu", "seed", "checkpoint_every")},
         "dataset": {"name": spec.name, "manifest_sha256": spec.manifest_sha256, "counts": spec.counts},
     }
+
+
+def storage_path(params: Params) -> str:
+    storage = params.ray.storage_path or ".genzoo/ray"
+    return storage if "://" in storage else str(params.path(storage))
+
+
+def base_job(params: Params, name: str, spec: DatasetSpec, cfg: dict, uri: str, run_id: str = "",
+             run_name: str = "", fault: dict | None = None):
+    from components.training.ray_train import TrainJob
+
+    return TrainJob(
+        model=name, model_config=cfg, data_dir=str(params.path(params.data.out_dir)), run_name=run_name,
+        storage_path=storage_path(params), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+        workers=params.train.workers, cpus_per_worker=params.train.cpus_per_worker, use_gpu=params.train.use_gpu,
+        seed=params.train.seed, checkpoint_every=params.train.checkpoint_every, log_every=params.train.log_every,
+        max_failures=params.train.max_failures, fault=fault,
+        tracking={"uri": uri, "experiment": params.mlflow.experiment, "run_id": run_id},
+    )
 
 
 def run_training(params: Params, name: str, fault: dict | None = None) -> TrainOutcome:
     """Train model `name` on the prepared dataset with Ray Train, tracked in MLflow."""
     from components.models import build
     from components.tracking import Tracker, tracking_uri
-    from components.training.ray_train import TrainingError, TrainJob, connect, fit
+    from components.training.ray_train import TrainingError, connect, fit
 
-    data_dir = params.path(params.data.out_dir)
-    spec = load_spec(data_dir)
-    model_cfg = params.model_config_for(name)
+    spec = load_spec(params.path(params.data.out_dir))
+    model_cfg, _ = model_config(params, name)
     build(name, model_cfg, spec)  # fail here, before Ray starts, if config and data do not fit
     resolved = resolve(params, name, spec)
     run_name = f"{name}-{config_hash(resolved)}"  # checkpoints are keyed by the resolved config
-    storage = params.ray.storage_path or str(params.path(".genzoo/ray"))
-    if "://" not in storage:
-        storage = str(params.path(storage))
     uri = tracking_uri(params.mlflow.tracking_uri, params.root)
     tracker = Tracker(uri, params.mlflow.experiment, root=params.root)
     run_id = tracker.start_run(
@@ -56,14 +84,7 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
               "genzoo.ray_run": run_name},
     )
     tracker.log_dict(run_id, resolved, "resolved_config.json")
-    job = TrainJob(
-        model=name, model_config=model_cfg.model_dump(), data_dir=str(data_dir), run_name=run_name,
-        storage_path=storage, epochs=model_cfg.epochs, batch_size=model_cfg.batch_size,
-        workers=params.train.workers, cpus_per_worker=params.train.cpus_per_worker, use_gpu=params.train.use_gpu,
-        seed=params.train.seed, checkpoint_every=params.train.checkpoint_every, log_every=params.train.log_every,
-        max_failures=params.train.max_failures, fault=fault,
-        tracking={"uri": uri, "experiment": params.mlflow.experiment, "run_id": run_id},
-    )
+    job = base_job(params, name, spec, model_cfg.model_dump(), uri, run_id, run_name, fault)
     try:
         connect(params.ray.address, params.train.workers * params.train.cpus_per_worker, params.root)
         state = fit(job)

@@ -42,6 +42,7 @@ class LoopConfig:
     world_size: int = 1
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)  # stored in checkpoints
+    validate: Callable[[GenerativeModel], dict[str, float]] | None = None  # rank 0, after each epoch
 
 
 class Callbacks(Protocol):
@@ -153,6 +154,9 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
         metrics = {k: float(v) for k, v in zip(keys, means.tolist(), strict=True)}
         metrics.update(epoch=epoch + 1, step=step, epoch_time_s=elapsed,
                        images_per_s=images * cfg.world_size / max(elapsed, 1e-9))
+        if cfg.validate is not None and cfg.rank == 0:
+            metrics.update(cfg.validate(model))  # e.g. the tuning objective
+            model.train()
         history.append(metrics)
         due = (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
         callbacks.on_epoch_end(epoch, metrics, history, snapshot if due else None)

@@ -29,7 +29,10 @@ RAY_ENV = {
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",  # no spot preemption on a laptop or CI box
     "RAY_TRAIN_METRICS_ENABLED": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Worker processes import torch: on a loaded 2-core box a worker group can take over the 60 s default.
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300",
 }
+CONTROLLER_FAILURE_LIMIT = 3  # Ray's default (-1) retries a worker group that cannot start forever
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
 ERROR_FILE = "error.json"
@@ -55,6 +58,7 @@ class TrainJob:
     max_failures: int = 2
     tracking: dict[str, str] = field(default_factory=dict)  # {"uri", "experiment", "run_id"} for rank 0
     fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there
+    validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, root: Path | None = None) -> None:
@@ -68,8 +72,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, num_cpus or 1), include_dashboard=False,
-                 runtime_env=env, log_to_driver=True)
+        # The dashboard serves the State API, which Ray Train's PlacementGroupCleaner needs to free the
+        # CPUs of a controller that died abruptly (a finished or ASHA-stopped Tune trial); without it
+        # those placement groups leak and the next trial waits forever. It listens on 127.0.0.1 only.
+        ray.init(num_cpus=max(os.cpu_count() or 1, num_cpus or 1), include_dashboard=True,
+                 dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=True)
 
 
 def _worker(job_dict: dict) -> None:
@@ -103,9 +110,15 @@ def _worker(job_dict: dict) -> None:
 
         tracker = Tracker(job.tracking["uri"], job.tracking["experiment"])
     callbacks = _Callbacks(job, rank, tracker)
+    validate = None
+    if job.validate is not None and rank == 0:
+        from components.evaluation.validation import make_validator
+
+        validate = make_validator(model.has_likelihood, Path(job.data_dir), spec, **job.validate)
     loop_cfg = LoopConfig(epochs=job.epochs, seed=job.seed, checkpoint_every=job.checkpoint_every,
                           log_every=job.log_every, rank=rank, world_size=world, device=str(device),
-                          config={"model": job.model, "model_config": job.model_config, "seed": job.seed})
+                          config={"model": job.model, "model_config": job.model_config, "seed": job.seed},
+                          validate=validate)
     try:
         train(model, stream.epoch, loop_cfg, callbacks, state)
     except NonFiniteLossError as err:
@@ -153,14 +166,14 @@ def _use_gpu(setting: str) -> bool:
     return setting == "yes"
 
 
-def fit(job: TrainJob) -> dict:
-    """Run the job on Ray Train; returns the final training state (model, optimizers, epoch, step, history)."""
+def make_trainer(job: TrainJob, callbacks: list | None = None):
+    """The TorchTrainer for a job (gloo on CPU, NCCL on GPU); `callbacks` e.g. Tune's report callback."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
     gpu = _use_gpu(job.use_gpu)
     resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if gpu else {})}
-    trainer = TorchTrainer(
+    return TorchTrainer(
         _worker,
         train_loop_config=asdict(job),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
@@ -168,10 +181,17 @@ def fit(job: TrainJob) -> dict:
         run_config=ray.train.RunConfig(
             name=job.run_name,
             storage_path=job.storage_path,
-            failure_config=ray.train.FailureConfig(max_failures=job.max_failures),
+            failure_config=ray.train.FailureConfig(max_failures=job.max_failures,
+                                                   controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
         ),
     )
+
+
+def fit(job: TrainJob) -> dict:
+    """Run the job on Ray Train; returns the final training state (model, optimizers, epoch, step, history)."""
+    trainer = make_trainer(job)
     try:
         result = trainer.fit()
     except Exception as err:  # TrainingFailedError and friends: keep the root cause, one line

@@ -29,7 +29,7 @@ def batch(s, n=8):
 def test_model_contract(name, extra, channels, resolution):
     torch.manual_seed(0)
     s = spec(binary=extra.get("likelihood") != "gaussian", channels=channels, resolution=resolution)
-    model = build(name, {**TINY[name], **extra}, s)
+    model = build(name, {**TINY.get(name, TINY["dcgan"]), **extra}, s)
     optimizers = model.optimizers()
     phases = model.phases(optimizers)
     assert phases and all(p.optimizer in optimizers for p in phases)

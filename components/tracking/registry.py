@@ -1,0 +1,136 @@
+"""Promotion through the MLflow model registry: registered model `genzoo-<model>`, aliases `champion`
+and `previous-champion` (registry stages are deprecated in MLflow 3), a decision with its reason on
+the version's tags and in promotion/<model>.json.
+
+A candidate is compared only with a champion evaluated on the same dataset manifest and the same
+metric protocol (feature network, sample counts, seed, split, bounds); it takes `champion` only
+when its primary metric is finite and lower by at least `min_improvement` (relative).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+
+from mlflow.exceptions import MlflowException
+
+from components.errors import TrackingError
+
+CHAMPION, PREVIOUS = "champion", "previous-champion"
+VOLATILE_PROTOCOL_KEYS = ("versions",)  # library versions do not change what a metric means
+
+
+def registered_name(model: str) -> str:
+    return f"genzoo-{model}"
+
+
+def primary_metric(metrics: dict) -> tuple[str, float | None]:
+    """Lower is better: the IWAE bound (nats) for likelihood models, else feature-space FID."""
+    for key in ("test_iwae_nats", "test_elbo_nats", "fid"):
+        if metrics.get(key) is not None:
+            return key, float(metrics[key])
+    return "fid", None
+
+
+def protocol_hash(protocol: dict) -> str:
+    core = {k: v for k, v in protocol.items() if k not in VOLATILE_PROTOCOL_KEYS}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _alias(client, name: str, alias: str):
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def decide(candidate: dict, champion: dict | None, min_improvement: float) -> tuple[bool, str]:
+    """(promote?, reason) from {metric, value, dataset, protocol} of candidate and champion."""
+    value = candidate["value"]
+    if value is None or not math.isfinite(value):
+        return False, f"candidate {candidate['metric']} is {value}: not finite"
+    if champion is None:
+        return True, f"no champion yet; candidate {candidate['metric']} {value:.6g}"
+    if champion["dataset"] != candidate["dataset"]:
+        return False, (f"champion v{champion['version']} was evaluated on dataset {champion['dataset'][:12]}, "
+                       f"the candidate on {candidate['dataset'][:12]}: not compared")
+    if champion["protocol"] != candidate["protocol"] or champion["metric"] != candidate["metric"]:
+        return False, (f"champion v{champion['version']} used metric protocol {champion['protocol']} "
+                       f"({champion['metric']}), the candidate {candidate['protocol']} ({candidate['metric']}): not compared")
+    best = champion["value"]
+    needed = best - abs(best) * min_improvement
+    if value <= needed and value < best:
+        return True, (f"{candidate['metric']} {value:.6g} beats champion v{champion['version']} {best:.6g} "
+                      f"by at least {min_improvement:.1%}")
+    return False, (f"{candidate['metric']} {value:.6g} does not beat champion v{champion['version']} {best:.6g} "
+                   f"by {min_improvement:.1%} (needs <= {needed:.6g})")
+
+
+def _summary(version) -> dict:
+    t = version.tags
+    return {"version": version.version, "metric": t.get("genzoo.metric"),
+            "value": float(t["genzoo.metric_value"]) if t.get("genzoo.metric_value") not in (None, "None") else None,
+            "dataset": t.get("genzoo.dataset_sha256"), "protocol": t.get("genzoo.protocol_hash")}
+
+
+def promote(tracker, model: str, run_id: str, model_uri: str, metrics: dict, min_improvement: float) -> dict:
+    """Register the candidate, compare it with `champion`, move the aliases if it wins; returns the decision."""
+    client, name = tracker.client, registered_name(model)
+    metric, value = primary_metric(metrics)
+    candidate = {"metric": metric, "value": value, "dataset": metrics["protocol"]["dataset_manifest_sha256"],
+                 "protocol": protocol_hash(metrics["protocol"])}
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"GenZoo {model}; aliases {CHAMPION}, {PREVIOUS}")
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags={
+        "genzoo.metric": metric, "genzoo.metric_value": str(value), "genzoo.dataset_sha256": candidate["dataset"],
+        "genzoo.protocol_hash": candidate["protocol"]})
+    try:
+        current = _alias(client, name, CHAMPION)
+        champion = _summary(current) if current is not None else None
+        promoted, reason = decide(candidate, champion, min_improvement)
+        if promoted:
+            if current is not None:
+                client.set_registered_model_alias(name, PREVIOUS, current.version)
+            client.set_registered_model_alias(name, CHAMPION, version.version)
+        client.set_model_version_tag(name, version.version, "genzoo.decision", "promoted" if promoted else "rejected")
+        client.set_model_version_tag(name, version.version, "genzoo.reason", reason)
+    except Exception as err:  # leave no half-registered version behind
+        try:
+            client.delete_model_version(name, version.version)
+        finally:
+            raise TrackingError(f"promote {model}: registry update failed ({err}); version rolled back") from None
+    return {"model": model, "registered_model": name, "version": int(version.version), "promoted": promoted,
+            "reason": reason, "metric": metric, "value": value, "dataset_manifest_sha256": candidate["dataset"],
+            "protocol_hash": candidate["protocol"], "champion_before": champion,
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def rollback(tracker, model: str) -> dict:
+    """Make `previous-champion` the champion again (the two aliases swap)."""
+    client, name = tracker.client, registered_name(model)
+    current, previous = _alias(client, name, CHAMPION), _alias(client, name, PREVIOUS)
+    if previous is None:
+        raise TrackingError(f"promote --rollback {model}: {name} has no '{PREVIOUS}' alias to roll back to")
+    client.set_registered_model_alias(name, CHAMPION, previous.version)
+    if current is not None:
+        client.set_registered_model_alias(name, PREVIOUS, current.version)
+        client.set_model_version_tag(name, current.version, "genzoo.decision", "rolled back")
+    client.set_model_version_tag(name, previous.version, "genzoo.reason", f"restored by rollback from v{current.version if current else '?'}")
+    return {"model": model, "champion": int(previous.version), "previous_champion": int(current.version) if current else None}
+
+
+def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0):
+    """n samples (torch, (n, C, H, W) in [0, 1]) from models:/genzoo-<model>@<alias>."""
+    import mlflow
+    import torch
+
+    name = registered_name(model)
+    if _alias(tracker.client, name, alias) is None:
+        raise TrackingError(f"sample: {name} has no alias '{alias}'; run `dvc repro promote@{model}` first")
+    mlflow.set_tracking_uri(tracker.uri)
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    return torch.from_numpy(loaded.predict({"n": [n], "seed": [seed]}))

@@ -1,0 +1,27 @@
+"""Tuning: search spaces from params (validated in components.config) and the Ray Tune runner."""
+
+from __future__ import annotations
+
+from components.config import Params, tune_for, tune_settings
+
+
+def tune_model(params: Params, name: str, log=print) -> dict:
+    """Stage `tune@<model>`: run the model's sweep (or record that there is none)."""
+    from components.data import load_spec
+    from components.tracking import Tracker, tracking_uri
+    from components.training import base_job
+    from components.training.ray_train import connect
+    from components.tuning.ray_tune import run_sweep
+
+    spec = tune_for(params, name)
+    if spec.num_samples == 0 or not spec.space:
+        return {"model": name, "tuned": False, "reason": f"tune.{name} has no trials or no space"}
+    settings = tune_settings(params)
+    data_spec = load_spec(params.path(params.data.out_dir))
+    uri = tracking_uri(params.mlflow.tracking_uri, params.root)
+    tracker = Tracker(uri, params.mlflow.experiment, root=params.root)  # fails fast when unreachable
+    job = base_job(params, name, data_spec, params.model_config_for(name).model_dump(), uri)
+    job.validate = {"feature_net": str(params.path("features/classifier.pt")), "val_images": settings.val_images,
+                    "fid_samples": settings.fid_samples, "seed": params.evaluate.seed}
+    connect(params.ray.address, settings.workers_per_trial * params.train.cpus_per_worker, params.root)
+    return run_sweep(params, name, spec, settings, job, tracker, log=log)

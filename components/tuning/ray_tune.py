@@ -1,0 +1,152 @@
+"""The Ray Tune runner: every trial is a distributed Ray Train run of the same training code.
+
+A trial is a function trainable (it only waits, so it reserves memory but no CPU) that starts a TorchTrainer
+with `TuneReportCallback`, which forwards rank 0's per-epoch reports, including the validation
+objective, to Tune. ASHA (Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning")
+stops poor trials at its rungs; Optuna's TPE sampler (Akiba et al. 2019) proposes configurations.
+Every trial is an MLflow run nested under one sweep run. Works unchanged against a cluster
+(`RAY_ADDRESS`): trial drivers and Train workers are scheduled by Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from components.config import ModelTune, Params, TuneSettings, config_hash
+from components.training.ray_train import TrainJob
+
+TRIAL_DRIVER_MEMORY = 64 * 1024**2  # bytes reserved per trial driver
+
+
+def ray_space(spec: ModelTune) -> dict:
+    from ray import tune
+
+    out = {}
+    for key, d in spec.space.items():
+        if d.type == "uniform":
+            out[key] = tune.uniform(d.low, d.high)
+        elif d.type == "loguniform":
+            out[key] = tune.loguniform(d.low, d.high)
+        elif d.type == "int":
+            out[key] = tune.randint(int(d.low), int(d.high) + 1)
+        else:
+            out[key] = tune.choice(d.values)
+    return out
+
+
+def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
+    """One Tune trial: a Ray Train run of the sampled config, tracked as a nested MLflow run."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from components.tracking import Tracker
+    from components.training.ray_train import make_trainer
+
+    trial_id = tune.get_context().get_trial_id()
+    base = TrainJob(**job)
+    tracker = Tracker(base.tracking["uri"], base.tracking["experiment"])
+    model_config = {**base.model_config, **config}
+    run_id = tracker.start_run(f"trial-{base.model}-{trial_id}", {"model_config": model_config, "searched": config},
+                               tags={"genzoo.stage": "tune", "genzoo.model": base.model, "genzoo.trial": trial_id},
+                               parent_run_id=sweep_run_id)
+    trial_job = replace(base, model_config=model_config, run_name=f"{base.run_name}-{trial_id}",
+                        tracking={**base.tracking, "run_id": run_id})
+    make_trainer(trial_job, callbacks=[TuneReportCallback()]).fit()
+    tracker.end_run(run_id)
+
+
+def effective_concurrency(settings: TuneSettings, cpus_per_worker: int) -> int:
+    """Cap concurrent trials so their Train workers fit the cluster's CPUs (no starved trials)."""
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    fit = max(1, cpus // (settings.workers_per_trial * cpus_per_worker))
+    return min(settings.max_concurrent_trials, fit)
+
+
+def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings, base_job: TrainJob,
+              tracker, log=print) -> dict:
+    """Run the sweep; returns {best_config, best_metric, metric, trials: [...], trial_epochs, ...}."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from components.evaluation.validation import objective_name
+    from components.models import MODELS
+
+    metric = objective_name(hasattr(MODELS[name].Model, "log_likelihood"))
+    concurrency = effective_concurrency(settings, base_job.cpus_per_worker)
+    if concurrency < settings.max_concurrent_trials:
+        log(f"[tune {name}] max_concurrent_trials {settings.max_concurrent_trials} -> {concurrency}: "
+            f"{settings.workers_per_trial} workers per trial must fit the cluster's CPUs")
+    sweep_name = f"tune-{name}-{config_hash([spec.model_dump(), settings.model_dump(), base_job.model_config])}"
+    sweep_run = tracker.start_run(f"tune-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
+                                  tags={"genzoo.stage": "tune", "genzoo.model": name})
+    job = replace(base_job, epochs=spec.max_epochs, checkpoint_every=spec.max_epochs, workers=settings.workers_per_trial,
+                  run_name=sweep_name, max_failures=0)
+    trainable = tune.with_parameters(_trial, job=asdict(job), sweep_run_id=sweep_run)
+    tuner = tune.Tuner(
+        # The trial driver only waits on its Train run: no CPU (a fraction would starve the workers on a
+        # 2-core box), but Tune needs a non-empty bundle, so it reserves a little memory instead.
+        tune.with_resources(trainable, {"CPU": 0, "memory": TRIAL_DRIVER_MEMORY}),
+        param_space=ray_space(spec),
+        tune_config=tune.TuneConfig(
+            metric=metric, mode="min", num_samples=spec.num_samples, max_concurrent_trials=concurrency,
+            scheduler=ASHAScheduler(max_t=spec.max_epochs, grace_period=min(settings.grace_period, spec.max_epochs),
+                                    reduction_factor=settings.reduction_factor, time_attr="training_iteration"),
+            search_alg=OptunaSearch(points_to_evaluate=spec.points_to_evaluate or None, seed=settings.seed),
+        ),
+        run_config=tune.RunConfig(name=sweep_name, storage_path=base_job.storage_path, verbose=1),
+    )
+    t0 = time.perf_counter()
+    grid = tuner.fit()
+    trials = []
+    for result in grid:
+        history = result.metrics_dataframe
+        values = [] if history is None or metric not in history else [float(v) for v in history[metric].dropna()]
+        trials.append({
+            "trial_id": result.metrics.get("trial_id") if result.metrics else None,
+            "config": {k: result.config[k] for k in spec.space},
+            "epochs": len(values),
+            metric: values[-1] if values else None,
+            "best_" + metric: min(values) if values else None,
+            "stopped_early": len(values) < spec.max_epochs and result.error is None,
+            "error": str(result.error).splitlines()[0] if result.error else None,
+        })
+    _close_stopped_trials(tracker, sweep_run)
+    finite = [t for t in trials if t[metric] is not None and math.isfinite(t[metric]) and t["epochs"] == spec.max_epochs]
+    if not finite:
+        tracker.end_run(sweep_run, failed=True, reason="no trial finished with a finite objective")
+        from components.errors import TrainingError
+
+        raise TrainingError(f"tune {name}: no trial finished with a finite {metric}; see the MLflow sweep run")
+    best = min(finite, key=lambda t: t[metric])
+    trial_epochs = sum(t["epochs"] for t in trials)
+    tracker.log_metrics(sweep_run, {f"best_{metric}": best[metric], "trial_epochs": trial_epochs,
+                                    "trials": len(trials), "stopped_early": sum(t["stopped_early"] for t in trials)})
+    tracker.end_run(sweep_run)
+    return {"model": name, "tuned": True, "metric": metric, "mode": "min", "best_config": best["config"],
+            "best_metric": best[metric], "trial_epochs": trial_epochs, "max_epochs": spec.max_epochs,
+            "sweep_run_id": sweep_run, "wall_time_s": time.perf_counter() - t0, "trials": trials}
+
+
+def _close_stopped_trials(tracker, sweep_run: str) -> None:
+    """Trials that ASHA stopped were killed mid-run: mark their MLflow runs KILLED, not RUNNING."""
+    runs = tracker.client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{sweep_run}'")
+    for run in runs:
+        if run.info.status == "RUNNING":
+            tracker.client.set_tag(run.info.run_id, "genzoo.stopped", "stopped early by ASHA")
+            tracker.client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def tuned_overrides(path: Path) -> dict:
+    """{key: value} a train stage takes from tuned/<model>.json (empty when tuning was off)."""
+    import json
+
+    if not path.is_file():
+        return {}
+    blob = json.loads(path.read_text())
+    return blob.get("best_config", {}) if blob.get("tuned") else {}

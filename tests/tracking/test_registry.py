@@ -1,0 +1,77 @@
+"""Promotion through a real MLflow registry (SQLite): champion moves only for a finite, better model
+evaluated on the same dataset and protocol; rollback; sampling by alias."""
+
+import copy
+
+import pytest
+import torch
+
+from components.data.shards import DatasetSpec
+from components.errors import TrackingError
+from components.models import build
+from components.models.io import export_model
+from components.tracking import Tracker, tracking_uri
+from components.tracking.registry import CHAMPION, PREVIOUS, load_by_alias, promote, rollback
+
+PROTOCOL = {"dataset": "dsprites", "dataset_manifest_sha256": "a" * 64, "split": "test", "n_real": 256,
+            "n_fake": 256, "seed": 0, "feature_net_sha256": "f" * 64, "versions": {"torch": "x"}}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    tracker = Tracker(tracking_uri(None, root), "genzoo", root=root)
+    spec = DatasetSpec(name="dsprites", resolution=32, channels=1, classes=["a", "b", "c"], binary=True,
+                       counts={"train": 1}, shards={})
+    torch.manual_seed(0)
+    model = build("dcgan", {"latent_dim": 8, "g_channels": 4, "d_channels": 4}, spec)
+    path = export_model(root / "model.pt", "dcgan", model)
+    run_id = tracker.start_run("train-dcgan", {})
+    uri = tracker.log_model(run_id, path, "dcgan")
+    tracker.end_run(run_id)
+    return tracker, run_id, uri, model
+
+
+def candidate(fid, **protocol):
+    return {"fid": fid, "protocol": {**copy.deepcopy(PROTOCOL), **protocol}}
+
+
+def test_promotion_sequence(store):
+    tracker, run_id, uri, _ = store
+    first = promote(tracker, "dcgan", run_id, uri, candidate(30.0), 0.01)
+    assert first["promoted"] and "no champion yet" in first["reason"]
+    worse = promote(tracker, "dcgan", run_id, uri, candidate(29.9), 0.01)  # better, but by less than 1%
+    assert not worse["promoted"] and "does not beat" in worse["reason"]
+    nan = promote(tracker, "dcgan", run_id, uri, candidate(float("nan")), 0.01)
+    assert not nan["promoted"] and "not finite" in nan["reason"]
+    other_data = promote(tracker, "dcgan", run_id, uri, candidate(1.0, dataset_manifest_sha256="b" * 64), 0.01)
+    assert not other_data["promoted"] and "not compared" in other_data["reason"]
+    other_protocol = promote(tracker, "dcgan", run_id, uri, candidate(1.0, n_fake=10000), 0.01)
+    assert not other_protocol["promoted"] and "protocol" in other_protocol["reason"]
+    newer_libs = promote(tracker, "dcgan", run_id, uri, candidate(20.0, versions={"torch": "y"}), 0.01)
+    assert newer_libs["promoted"], "library versions are not part of what is compared"
+
+    client = tracker.client
+    assert int(client.get_model_version_by_alias("genzoo-dcgan", CHAMPION).version) == newer_libs["version"]
+    assert int(client.get_model_version_by_alias("genzoo-dcgan", PREVIOUS).version) == first["version"]
+    tags = client.get_model_version("genzoo-dcgan", nan["version"]).tags
+    assert tags["genzoo.decision"] == "rejected" and "not finite" in tags["genzoo.reason"]
+
+    back = rollback(tracker, "dcgan")
+    assert back == {"model": "dcgan", "champion": first["version"], "previous_champion": newer_libs["version"]}
+    assert int(client.get_model_version_by_alias("genzoo-dcgan", CHAMPION).version) == first["version"]
+
+
+def test_sampling_by_alias_rebuilds_the_torch_model(store):
+    tracker, _, _, model = store
+    images = load_by_alias(tracker, "dcgan", CHAMPION, 5, seed=3)
+    expected = model.sample(5, generator=torch.Generator().manual_seed(3))
+    assert images.shape == (5, 1, 32, 32) and torch.allclose(images, expected, atol=1e-5)
+
+
+def test_missing_alias_and_rollback_without_history_are_clear(store):
+    tracker = store[0]
+    with pytest.raises(TrackingError, match="genzoo-vae has no alias 'champion'"):
+        load_by_alias(tracker, "vae", CHAMPION, 4)
+    with pytest.raises(TrackingError, match="no 'previous-champion' alias"):
+        rollback(tracker, "wgan")
