@@ -180,9 +180,11 @@ def tune_for(params: Params, name: str) -> ModelTune:
         if dist.type == "int" and fields[key].annotation is not int:
             raise ConfigError(f"tune.{name}.space.{key}: type int, but models.{name}.{key} is not an integer")
     for i, point in enumerate(spec.points_to_evaluate):
-        extra = set(point) - set(spec.space)
+        extra, missing = set(point) - set(spec.space), set(spec.space) - set(point)
         if extra:
             raise ConfigError(f"tune.{name}.points_to_evaluate[{i}]: keys {sorted(extra)} are not in tune.{name}.space")
+        if missing:
+            raise ConfigError(f"tune.{name}.points_to_evaluate[{i}]: must set every searched key; missing {sorted(missing)}")
     return spec
 
 

@@ -10,7 +10,7 @@ from tests.conftest import REPO, write_params
 
 def test_repo_params_are_valid_and_complete():
     params = load_config(REPO / "params.yaml")
-    assert params.pipeline.models == ["vae", "dcgan"]
+    assert params.pipeline.models == ["vae", "dcgan", "wgan", "wgan_gp"]
     assert params.model_config_for("vae").latent_dim == 20
     assert params.model_config_for("vae").hidden_dim == 400
     assert params.root == REPO
@@ -26,11 +26,30 @@ def test_repo_params_are_valid_and_complete():
         ({"train": {"workers": 0}}, r"train\.workers: .*greater than or equal to 1"),
         ({"data": {"resolution": 48}}, r"data\.resolution: .*32 or 64 \(got 48\)"),
         ({"data": {"dataset": "imagenet"}}, r"data\.dataset: .*'dsprites', 'mnist', 'fashion_mnist' or 'cifar10'"),
-        ({"models": {"gpt": {}}}, r"models\.gpt: unknown model; allowed: dcgan, vae"),
-        ({"pipeline": {"models": ["vae", "flow"]}}, r"pipeline\.models: unknown model 'flow'; allowed: dcgan, vae"),
+        ({"models": {"gpt": {}}}, r"models\.gpt: unknown model; allowed: dcgan, vae, wgan, wgan_gp"),
+        ({"pipeline": {"models": ["vae", "flow"]}}, r"pipeline\.models: unknown model 'flow'; allowed: dcgan, vae, wgan, wgan_gp"),
         ({"train": {"wokers": 2}}, r"train\.wokers: unknown key"),
         ({"models": {"vae": {"kl_wieght": 2}}}, r"models\.vae\.kl_wieght: unknown key"),
         ({"models": {"dcgan": {"loss": "hinge"}}}, r"models\.dcgan\.loss: .*'non_saturating' or 'minimax'"),
+        ({"tune": {"vae": {"space": {"depth": {"type": "int", "low": 1, "high": 3}}}}},
+         r"tune\.vae\.space\.depth: not a searchable parameter of vae; allowed: arch, hidden_dim, latent_dim, kl_weight"),
+        ({"tune": {"vae": {"space": {"kl_weight": {"type": "loguniform", "low": 0, "high": 3}}}}},
+         r"tune\.vae\.space\.kl_weight\.low: must be > 0 for loguniform"),
+        ({"tune": {"wgan": {"space": {"clip_value": {"type": "uniform", "low": 0.1, "high": 0.01}}}}},
+         r"tune\.wgan\.space\.clip_value: low must be below high"),
+        ({"tune": {"vae": {"space": {"kl_weight": {"type": "gaussian", "low": 0, "high": 1}}}}},
+         r"tune\.vae\.space\.kl_weight\.type: .*'uniform', 'loguniform', 'int' or 'choice'"),
+        ({"tune": {"vae": {"space": {"kl_weight": {"type": "int", "low": 1, "high": 4}}}}},
+         r"tune\.vae\.space\.kl_weight: type int, but models\.vae\.kl_weight is not an integer"),
+        ({"tune": {"dcgan": {"space": {"latent_dim": {"type": "choice", "values": []}}}}},
+         r"tune\.dcgan\.space\.latent_dim\.values: a non-empty list is required"),
+        ({"tune": {"vae": {"num_samples": -1}}}, r"tune\.vae\.num_samples: .*greater than or equal to 0"),
+        ({"tune": {"vae": {"points_to_evaluate": [{"lr": 0.1}]}}}, r"tune\.vae\.points_to_evaluate\[0\]: keys \['lr'\]"),
+        ({"tune": {"gan": {}}}, r"tune\.gan: unknown model or setting"),
+        ({"tune": {"vae": {"points_to_evaluate": [{"kl_weight": 2.0}]}}},
+         r"tune\.vae\.points_to_evaluate\[0\]: must set every searched key; missing \['latent_dim'\]"),
+        ({"tune": {"max_concurrent_trials": 0}}, r"tune\.max_concurrent_trials: .*greater than or equal to 1"),
+        ({"promote": {"min_improvement": -0.1}}, r"promote\.min_improvement: .*greater than or equal to 0"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, extra, pattern):

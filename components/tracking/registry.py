@@ -85,7 +85,8 @@ def promote(tracker, model: str, run_id: str, model_uri: str, metrics: dict, min
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"GenZoo {model}; aliases {CHAMPION}, {PREVIOUS}")
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags={
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    version = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id, tags={
         "genzoo.metric": metric, "genzoo.metric_value": str(value), "genzoo.dataset_sha256": candidate["dataset"],
         "genzoo.protocol_hash": candidate["protocol"]})
     try:

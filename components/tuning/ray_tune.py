@@ -116,7 +116,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
             "stopped_early": len(values) < spec.max_epochs and result.error is None,
             "error": str(result.error).splitlines()[0] if result.error else None,
         })
-    _close_stopped_trials(tracker, sweep_run)
+    _close_trial_runs(tracker, sweep_run, trials, spec.max_epochs)
     finite = [t for t in trials if t[metric] is not None and math.isfinite(t[metric]) and t["epochs"] == spec.max_epochs]
     if not finite:
         tracker.end_run(sweep_run, failed=True, reason="no trial finished with a finite objective")
@@ -133,12 +133,19 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
             "sweep_run_id": sweep_run, "wall_time_s": time.perf_counter() - t0, "trials": trials}
 
 
-def _close_stopped_trials(tracker, sweep_run: str) -> None:
-    """Trials that ASHA stopped were killed mid-run: mark their MLflow runs KILLED, not RUNNING."""
+def _close_trial_runs(tracker, sweep_run: str, trials: list[dict], max_epochs: int) -> None:
+    """Tune stops a trial's actor once it reports max_t or ASHA cuts it, often before the trial can close
+    its MLflow run: finished trials become FINISHED, trials cut short KILLED with the reason."""
+    epochs = {t["trial_id"]: t["epochs"] for t in trials}
     runs = tracker.client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{sweep_run}'")
     for run in runs:
-        if run.info.status == "RUNNING":
-            tracker.client.set_tag(run.info.run_id, "genzoo.stopped", "stopped early by ASHA")
+        if run.info.status != "RUNNING":
+            continue
+        done = epochs.get(run.data.tags.get("genzoo.trial"), 0)
+        if done >= max_epochs:
+            tracker.client.set_terminated(run.info.run_id, status="FINISHED")
+        else:
+            tracker.client.set_tag(run.info.run_id, "genzoo.stopped", f"stopped early by ASHA after {done} epochs")
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
 
 

@@ -47,8 +47,9 @@ def repo(tmp_path_factory):
 
 def test_full_pipeline_then_noop_then_one_param(repo):
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
-    assert ran_stages(out) == {"prepare", "featurize", "train@vae", "train@dcgan", "evaluate@vae", "evaluate@dcgan",
-                               "report"}
+    assert ran_stages(out) == {"prepare", "featurize", "tune@vae", "tune@dcgan", "train@vae", "train@dcgan",
+                               "evaluate@vae", "evaluate@dcgan", "promote@vae", "promote@dcgan", "report"}
+    assert json.loads((repo / "promotion/vae.json").read_text())["promoted"] is True
     vae = json.loads((repo / "metrics/vae.json").read_text())
     assert vae["test_elbo_nats"] > 0 and vae["protocol"]["n_test"] == 256
     for name in ("vae", "dcgan"):
@@ -65,7 +66,7 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline"], repo)
     exp = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "models.vae.kl_weight=2.0"], repo)
-    assert ran_stages(exp) == {"train@vae", "evaluate@vae", "report"}, exp
+    assert ran_stages(exp) == {"tune@vae", "train@vae", "evaluate@vae", "promote@vae", "report"}, exp
     resolved = json.loads((repo / "models/vae/resolved_config.json").read_text())
     assert resolved["model_config"]["kl_weight"] == 2.0
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)

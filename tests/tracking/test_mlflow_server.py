@@ -1,0 +1,92 @@
+"""The train, tune and promote path against a real `mlflow server` process (SQLite backend, local
+artifact store) given by MLFLOW_TRACKING_URI; an unreachable server fails fast with a clear message."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from components.config import load_config
+from components.errors import TrackingError
+from components.evaluation import evaluate_model
+from components.evaluation.features import featurize
+from components.models.io import export_model
+from components.tracking import Tracker
+from components.tracking.registry import CHAMPION, load_by_alias
+from components.training import finish_run, run_training
+from components.tuning import tune_model
+from pipelines.promote import promote_model
+from tests.conftest import write_params
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "store"),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(uri + "/health", timeout=2).read()
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not start within 120 s")
+    yield uri, proc
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_train_tune_promote_against_a_server(project, server, monkeypatch, ray_local):
+    uri, proc = server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    params = load_config(write_params(project, {"models": {"vae": {"epochs": 1}}, "tune": {
+        "vae": {"num_samples": 1, "max_epochs": 1, "space": {"kl_weight": {"type": "uniform", "low": 0.5, "high": 2.0}}}}}))
+    featurize(params, project / "features", log=lambda *_: None)
+    sweep = tune_model(params, "vae")
+    assert sweep["tuned"] and len(sweep["trials"]) == 1
+    (project / "tuned").mkdir()
+    (project / "tuned/vae.json").write_text(json.dumps(sweep))
+
+    outcome = run_training(params, "vae")
+    assert outcome.tracking_uri == uri and outcome.resolved["provenance"]["kl_weight"] == "tuned/vae.json"
+    model_file = export_model(project / "models/vae/model.pt", "vae", outcome.model)
+    model_uri = finish_run(outcome, model_file, params)
+    (project / "models/vae/run.json").write_text(json.dumps({"run_id": outcome.run_id, "tracking_uri": uri,
+                                                              "model_uri": model_uri}))
+    metrics = evaluate_model(params, "vae", model_file, project / "evaluation/vae", project / "features", log=lambda *_: None)
+    (project / "metrics").mkdir()
+    (project / "metrics/vae.json").write_text(json.dumps(metrics))
+    decision = promote_model(params, "vae")
+    assert decision["promoted"] and decision["version"] == 1
+
+    tracker = Tracker(uri, "genzoo")
+    run = tracker.get_run(outcome.run_id)
+    assert run.info.status == "FINISHED" and [s for s, _ in tracker.metric_history(outcome.run_id, "neg_elbo")] == [1]
+    assert int(tracker.client.get_model_version_by_alias("genzoo-vae", CHAMPION).version) == 1
+    assert load_by_alias(tracker, "vae", CHAMPION, 4).shape == (4, 1, 32, 32)
+    assert not (project / "mlflow.db").exists(), "nothing went to the local store"
+
+    proc.terminate()
+    proc.wait(timeout=30)
+    t0 = time.perf_counter()
+    with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} is unreachable"):
+        promote_model(params, "vae")
+    assert time.perf_counter() - t0 < 10
