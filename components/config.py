@@ -56,7 +56,7 @@ class EvaluateConfig(Section):
     n_samples: int = Field(10000, ge=100)  # real and generated images per sample metric (capped at the test split)
     iw_samples: int = Field(1000, ge=1)  # importance samples of the IWAE bound (1: ELBO only)
     iw_max_images: int | None = Field(None, ge=1)  # test images for the IWAE bound (None: the whole split)
-    feature_epochs: int = Field(3, ge=1)  # epochs of the feature classifier
+    feature_epochs: int = Field(5, ge=1)  # epochs of the feature classifier
     min_feature_accuracy: float | None = Field(None, gt=0, le=1)  # gate; None: 0.99 dsprites, 0.97 mnist, ...
     inception_weights: str | None = None  # local pt_inception-2015-12-05 weights file: adds standard FID
     pr_k: int = Field(3, ge=1)  # k of improved precision/recall

@@ -5,7 +5,7 @@ from __future__ import annotations
 from components.config import Params, tune_for, tune_settings
 
 
-def tune_model(params: Params, name: str, log=print) -> dict:
+def tune_model(params: Params, name: str, log=print, exhaustive: bool = False) -> dict:
     """Stage `tune@<model>`: run the model's sweep (or record that there is none)."""
     from components.data import load_spec
     from components.tracking import Tracker, tracking_uri
@@ -24,4 +24,4 @@ def tune_model(params: Params, name: str, log=print) -> dict:
     job.validate = {"feature_net": str(params.path("features/classifier.pt")), "val_images": settings.val_images,
                     "fid_samples": settings.fid_samples, "seed": params.evaluate.seed}
     connect(params.ray.address, settings.workers_per_trial * params.train.cpus_per_worker, params.root)
-    return run_sweep(params, name, spec, settings, job, tracker, log=log)
+    return run_sweep(params, name, spec, settings, job, tracker, log=log, exhaustive=exhaustive)

@@ -67,11 +67,21 @@ def effective_concurrency(settings: TuneSettings, cpus_per_worker: int) -> int:
     return min(settings.max_concurrent_trials, fit)
 
 
-def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings, base_job: TrainJob,
-              tracker, log=print) -> dict:
-    """Run the sweep; returns {best_config, best_metric, metric, trials: [...], trial_epochs, ...}."""
+def grid_space(spec: ModelTune) -> dict:
+    """Every combination of choice values (for the exhaustive-grid baseline of bench/tune_vs_grid.py)."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+
+    if any(d.type != "choice" for d in spec.space.values()):
+        raise ValueError("an exhaustive grid needs every searched key to be of type choice")
+    return {k: tune.grid_search(d.values) for k, d in spec.space.items()}
+
+
+def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings, base_job: TrainJob,
+              tracker, log=print, exhaustive: bool = False) -> dict:
+    """Run the sweep; returns {best_config, best_metric, metric, trials: [...], trial_epochs, ...}.
+    exhaustive=True runs every grid point to max_epochs (no ASHA, no Optuna): the baseline."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     from components.evaluation.validation import objective_name
@@ -82,8 +92,8 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     if concurrency < settings.max_concurrent_trials:
         log(f"[tune {name}] max_concurrent_trials {settings.max_concurrent_trials} -> {concurrency}: "
             f"{settings.workers_per_trial} workers per trial must fit the cluster's CPUs")
-    sweep_name = f"tune-{name}-{config_hash([spec.model_dump(), settings.model_dump(), base_job.model_config])}"
-    sweep_run = tracker.start_run(f"tune-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
+    sweep_name = f"tune-{name}-{config_hash([spec.model_dump(), settings.model_dump(), base_job.model_config, exhaustive])}"
+    sweep_run = tracker.start_run(f"{'grid' if exhaustive else 'tune'}-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
                                   tags={"genzoo.stage": "tune", "genzoo.model": name})
     job = replace(base_job, epochs=spec.max_epochs, checkpoint_every=spec.max_epochs, workers=settings.workers_per_trial,
                   run_name=sweep_name, max_failures=0)
@@ -92,12 +102,15 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
         # The trial driver only waits on its Train run: no CPU (a fraction would starve the workers on a
         # 2-core box), but Tune needs a non-empty bundle, so it reserves a little memory instead.
         tune.with_resources(trainable, {"CPU": 0, "memory": TRIAL_DRIVER_MEMORY}),
-        param_space=ray_space(spec),
+        param_space=grid_space(spec) if exhaustive else ray_space(spec),
         tune_config=tune.TuneConfig(
-            metric=metric, mode="min", num_samples=spec.num_samples, max_concurrent_trials=concurrency,
-            scheduler=ASHAScheduler(max_t=spec.max_epochs, grace_period=min(settings.grace_period, spec.max_epochs),
-                                    reduction_factor=settings.reduction_factor, time_attr="training_iteration"),
-            search_alg=OptunaSearch(points_to_evaluate=spec.points_to_evaluate or None, seed=settings.seed),
+            metric=metric, mode="min", num_samples=1 if exhaustive else spec.num_samples,
+            max_concurrent_trials=concurrency,
+            scheduler=FIFOScheduler() if exhaustive else ASHAScheduler(
+                max_t=spec.max_epochs, grace_period=min(settings.grace_period, spec.max_epochs),
+                reduction_factor=settings.reduction_factor, time_attr="training_iteration"),
+            search_alg=None if exhaustive else OptunaSearch(points_to_evaluate=spec.points_to_evaluate or None,
+                                                            seed=settings.seed),
         ),
         run_config=tune.RunConfig(name=sweep_name, storage_path=base_job.storage_path, verbose=1),
     )

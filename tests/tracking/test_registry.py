@@ -75,3 +75,30 @@ def test_missing_alias_and_rollback_without_history_are_clear(store):
         load_by_alias(tracker, "vae", CHAMPION, 4)
     with pytest.raises(TrackingError, match="no 'previous-champion' alias"):
         rollback(tracker, "wgan")
+
+
+def test_cli_samples_by_alias_and_rolls_back(store, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from tests.conftest import write_params
+
+    tracker = store[0]
+    write_params(tmp_path)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracker.uri)
+    genzoo = [sys.executable, "-m", "pipelines.cli", "--params", str(tmp_path / "params.yaml")]
+    res = subprocess.run(genzoo + ["sample", "--model", "dcgan", "--alias", "champion", "-n", "9", "-o", "grid.png"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "sampled 9 images from genzoo-dcgan@champion" in res.stdout
+    assert Image.open(tmp_path / "grid.png").size[0] > 3 * 32
+    before = int(tracker.client.get_model_version_by_alias("genzoo-dcgan", CHAMPION).version)
+    res = subprocess.run(genzoo + ["promote", "dcgan", "--rollback"], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert int(tracker.client.get_model_version_by_alias("genzoo-dcgan", PREVIOUS).version) == before
+    res = subprocess.run(genzoo + ["sample", "--model", "vae", "-n", "4"], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 1 and res.stderr.strip() == (
+        "error: sample: genzoo-vae has no alias 'champion'; run `dvc repro promote@vae` first")
