@@ -45,9 +45,12 @@ def main() -> None:
     write_history(params.path(f"plots/train/{name}.csv"), outcome.state["history"])
     model_uri = finish_run(outcome, out / "model.pt", params)
     (out / "run.json").write_text(json.dumps({"run_id": outcome.run_id, "tracking_uri": outcome.tracking_uri,
-                                              "model_uri": model_uri}, indent=2) + "\n")
+                                              "model_uri": model_uri, "epochs": outcome.state["epoch"],
+                                              "steps": outcome.state["step"],
+                                              "resumed_from": outcome.state["resumes"]}, indent=2) + "\n")
+    resumed = f", resumed from {outcome.state['resumes']}" if outcome.state["resumes"] else ""
     print(f"trained {name}: {outcome.state['epoch']} epochs, {outcome.state['step']} steps in "
-          f"{time.perf_counter() - t0:.0f}s; MLflow run {outcome.run_id}")
+          f"{time.perf_counter() - t0:.0f}s{resumed}; MLflow run {outcome.run_id}")
 
 
 if __name__ == "__main__":

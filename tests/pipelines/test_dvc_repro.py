@@ -28,14 +28,12 @@ def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
+def make_repo(root: Path, extra: dict | None = None) -> Path:
     for item in ("components", "pipelines"):
         shutil.copytree(REPO / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
     for item in ("dvc.yaml", ".gitignore"):
         shutil.copy(REPO / item, root / item)
-    write_params(root)
+    write_params(root, extra)
     run(["git", "init", "-q"], root)
     run(["git", "config", "user.email", "ci@genzoo"], root)
     run(["git", "config", "user.name", "ci"], root)
@@ -43,6 +41,11 @@ def repo(tmp_path_factory):
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "tiny project"], root)
     return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_repo(tmp_path_factory.mktemp("e2e"))
 
 
 def test_full_pipeline_then_noop_then_one_param(repo):
