@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="max epochs per trial (ASHA max_t and the grid's budget)")
     ap.add_argument("--samples", type=int, default=4, help="ASHA + Optuna trials (the grid has 8 points)")
     ap.add_argument("--n-train", type=int, default=4000)
+    ap.add_argument("--workers", type=int, default=1, help="Ray Train workers per trial")
+    ap.add_argument("--concurrency", type=int, default=2, help="max concurrent trials")
     ap.add_argument("--out", default=str(REPO / "bench/results"))
     args = ap.parse_args()
 
@@ -41,8 +43,9 @@ def main() -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"].update(n_train=args.n_train, n_val=1000, n_test=1000)
     params["models"]["vae"].update(epochs=args.epochs)
-    params["tune"] = {"max_concurrent_trials": 1, "workers_per_trial": 2, "grace_period": 1, "reduction_factor": 2,
-                      "val_images": 1000, "vae": {"num_samples": args.samples, "max_epochs": args.epochs, "space": SPACE}}
+    params["tune"] = {"max_concurrent_trials": args.concurrency, "workers_per_trial": args.workers, "grace_period": 1,
+                      "reduction_factor": 2, "val_images": 1000,
+                      "vae": {"num_samples": args.samples, "max_epochs": args.epochs, "space": SPACE}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     cfg = load_config(root / "params.yaml", models=["vae"])
     prepare(cfg)
@@ -56,7 +59,8 @@ def main() -> None:
                        "wall_time_s": round(time.perf_counter() - t0, 1)}
         print(label, json.dumps(rows[label]), flush=True)
     a, g = rows["asha_optuna"], rows["grid"]
-    summary = {"space": SPACE, "max_epochs": args.epochs, "n_train": args.n_train, "results": rows,
+    summary = {"space": SPACE, "max_epochs": args.epochs, "n_train": args.n_train, "workers_per_trial": args.workers,
+               "max_concurrent_trials": args.concurrency, "results": rows,
                "trial_epochs_ratio": a["trial_epochs"] / g["trial_epochs"],
                "best_objective_gap_nats": a["best_val_neg_elbo"] - g["best_val_neg_elbo"]}
     out = Path(args.out)
