@@ -31,7 +31,7 @@ def ran_stages(output: str) -> set[str]:
 def make_repo(root: Path, extra: dict | None = None) -> Path:
     for item in ("components", "pipelines"):
         shutil.copytree(REPO / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
-    for item in ("dvc.yaml", ".gitignore"):
+    for item in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(REPO / item, root / item)
     write_params(root, extra)
     run(["git", "init", "-q"], root)
