@@ -54,7 +54,7 @@ def test_full_pipeline_then_noop_then_one_param(repo):
                                "evaluate@vae", "evaluate@dcgan", "promote@vae", "promote@dcgan", "report"}
     assert json.loads((repo / "promotion/vae.json").read_text())["promoted"] is True
     vae = json.loads((repo / "metrics/vae.json").read_text())
-    assert vae["test_elbo_nats"] > 0 and vae["protocol"]["n_test"] == 256
+    assert vae["test_elbo_nats"] > 0 and vae["protocol"]["n_real"] == 256
     for name in ("vae", "dcgan"):
         assert (repo / f"models/{name}/model.pt").is_file()
         assert (repo / f"evaluation/{name}/samples.png").is_file()
