@@ -13,6 +13,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,22 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
     return out
+
+
+@contextmanager
+def using(uri: str):
+    """mlflow's fluent API pointed at `uri` for the block only: mlflow.set_tracking_uri also sets
+    MLFLOW_TRACKING_URI in os.environ, which would leak this store into later runs of the process."""
+    prev_env, prev = os.environ.get("MLFLOW_TRACKING_URI"), mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(prev)
+        if prev_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = prev_env
 
 
 class Tracker:
@@ -137,8 +154,7 @@ class Tracker:
         """Log an exported model as an MLflow pyfunc that rebuilds the torch module and samples from it."""
         from components.tracking.pyfunc import GenZooSampler
 
-        mlflow.set_tracking_uri(self.uri)
-        with mlflow.start_run(run_id=run_id):
+        with using(self.uri), mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=GenZooSampler(),

@@ -132,6 +132,8 @@ def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0):
     name = registered_name(model)
     if _alias(tracker.client, name, alias) is None:
         raise TrackingError(f"sample: {name} has no alias '{alias}'; run `dvc repro promote@{model}` first")
-    mlflow.set_tracking_uri(tracker.uri)
-    loaded = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    from components.tracking.mlflow_store import using
+
+    with using(tracker.uri):
+        loaded = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
     return torch.from_numpy(loaded.predict({"n": [n], "seed": [seed]}))

@@ -17,6 +17,10 @@ SWEEP = {"tune": {"max_concurrent_trials": 2, "workers_per_trial": 2,
 
 
 def test_asha_stops_the_bad_trial_and_the_sweep_never_deadlocks(project, ray_local):
+    from components.training.ray_train import connect
+
+    ray_local.shutdown()  # a fresh 2-CPU cluster: nothing left over from earlier tests holds CPUs
+    connect(num_cpus=2)
     params = load_config(write_params(project, SWEEP))
     # 2 concurrent trials x 2 workers would need 4 CPUs: the runner caps concurrency to what fits
     assert effective_concurrency(tune_settings(params), 1) == 1
