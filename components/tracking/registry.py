@@ -77,6 +77,13 @@ def _summary(version) -> dict:
 
 def promote(tracker, model: str, run_id: str, model_uri: str, metrics: dict, min_improvement: float) -> dict:
     """Register the candidate, compare it with `champion`, move the aliases if it wins; returns the decision."""
+    from components.tracking.mlflow_store import using
+
+    with using(tracker.uri):  # the registry resolves a models:/m-... source through mlflow's global URI
+        return _promote(tracker, model, run_id, model_uri, metrics, min_improvement)
+
+
+def _promote(tracker, model: str, run_id: str, model_uri: str, metrics: dict, min_improvement: float) -> dict:
     client, name = tracker.client, registered_name(model)
     metric, value = primary_metric(metrics)
     candidate = {"metric": metric, "value": value, "dataset": metrics["protocol"]["dataset_manifest_sha256"],
