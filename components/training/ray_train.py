@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,27 @@ class _Callbacks:
                 self.tracker.log_history(self.job.tracking["run_id"], history)
         fault = self.job.fault
         if fault and self.rank == fault["rank"] and epoch + 1 == fault["epoch"] and not Path(fault["marker"]).exists():
+            _await_registered_checkpoint(self.job, epoch + 1)
             Path(fault["marker"]).write_text(f"killed after epoch {epoch + 1}\n")
             os._exit(1)  # an injected crash: the process dies without cleanup
+
+
+def _await_registered_checkpoint(job: TrainJob, epoch: int, timeout_s: float = 120.0) -> None:
+    """Tests' fault injection: wait until Ray Train lists the epoch's checkpoint in its snapshot.
+
+    The controller registers a report only when it next polls the workers; a worker that dies before that
+    loses the report, so without this wait the resume point would depend on timing (epoch N, N-1 or 0).
+    """
+    snapshot = Path(job.storage_path) / job.run_name / "checkpoint_manager_snapshot.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            results = json.loads(snapshot.read_text()).get("checkpoint_results", [])
+            if any(r.get("metrics", {}).get("epoch") == epoch for r in results):
+                return
+        except (OSError, ValueError):  # not written yet, or being rewritten
+            pass
+        time.sleep(0.2)
 
 
 def _use_gpu(setting: str) -> bool:
