@@ -100,6 +100,7 @@ class TuneSettings(Section):
     workers_per_trial: int = Field(2, ge=1)  # Ray Train workers per trial
     grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial can be stopped
     reduction_factor: float = Field(2.0, gt=1)  # ASHA: keep 1/reduction_factor at each rung
+    epoch_images: int | None = Field(None, ge=1)  # images per trial epoch (ASHA's time unit); None: the whole split
     val_images: int = Field(1000, ge=10)  # validation images for the objective
     fid_samples: int = Field(500, ge=10)  # generated images per FID objective (GANs)
     seed: int = 0  # Optuna's sampler seed

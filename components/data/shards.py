@@ -189,7 +189,7 @@ class ShardStream:
     """
 
     def __init__(self, data_dir: Path, spec: DatasetSpec, split: str, batch_size: int, rank: int = 0,
-                 world_size: int = 1, seed: int = 0, buffer_rows: int = 16384):
+                 world_size: int = 1, seed: int = 0, buffer_rows: int = 16384, epoch_images: int | None = None):
         self.data_dir, self.spec, self.split = Path(data_dir), spec, split
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.seed, self.buffer_rows = seed, buffer_rows
@@ -200,7 +200,9 @@ class ShardStream:
             for shard in spec.shards[split]
             for g in range(pq.ParquetFile(self.data_dir / shard["file"]).num_row_groups)
         ]
-        self.steps_per_epoch = max(1, spec.counts[split] // (batch_size * world_size))
+        # epoch_images: a shorter "epoch" of that many images (all ranks together), e.g. for tuning trials
+        images = min(spec.counts[split], epoch_images or spec.counts[split])
+        self.steps_per_epoch = max(1, images // (batch_size * world_size))
 
     def epoch(self, epoch: int):
         """Yield steps_per_epoch (uint8 tensor (B, C, H, W), int64 tensor (B,)) batches for this rank."""

@@ -58,6 +58,7 @@ class TrainJob:
     log_every: int = 50
     max_failures: int = 2
     tracking: dict[str, str] = field(default_factory=dict)  # {"uri", "experiment", "run_id"} for rank 0
+    epoch_images: int | None = None  # images per epoch (all ranks); None: the whole train split
     fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there
     validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
 
@@ -104,7 +105,8 @@ def _worker(job_dict: dict) -> None:
                 state = torch.load(Path(d) / STATE_FILE, map_location=device, weights_only=True)
     if state is not None and rank == 0:
         print(f"[{job.model}] resuming from checkpoint: epoch {state['epoch']}, step {state['step']}", flush=True)
-    stream = ShardStream(Path(job.data_dir), spec, "train", job.batch_size, rank, world, job.seed)
+    stream = ShardStream(Path(job.data_dir), spec, "train", job.batch_size, rank, world, job.seed,
+                         epoch_images=job.epoch_images)
     tracker = None
     if rank == 0 and job.tracking.get("run_id"):
         from components.tracking import Tracker

@@ -96,7 +96,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     sweep_run = tracker.start_run(f"{'grid' if exhaustive else 'tune'}-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
                                   tags={"genzoo.stage": "tune", "genzoo.model": name})
     job = replace(base_job, epochs=spec.max_epochs, checkpoint_every=spec.max_epochs, workers=settings.workers_per_trial,
-                  run_name=sweep_name, max_failures=0)
+                  run_name=sweep_name, max_failures=0, epoch_images=settings.epoch_images)
     trainable = tune.with_parameters(_trial, job=asdict(job), sweep_run_id=sweep_run)
     tuner = tune.Tuner(
         # The trial driver only waits on its Train run: no CPU (a fraction would starve the workers on a
@@ -143,6 +143,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     tracker.end_run(sweep_run)
     return {"model": name, "tuned": True, "metric": metric, "mode": "min", "best_config": best["config"],
             "best_metric": best[metric], "trial_epochs": trial_epochs, "max_epochs": spec.max_epochs,
+            "epoch_images": settings.epoch_images,  # None: each trial epoch is the whole train split
             "sweep_run_id": sweep_run, "wall_time_s": time.perf_counter() - t0, "trials": trials}
 
 

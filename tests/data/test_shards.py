@@ -83,6 +83,15 @@ def test_stream_gives_equal_steps_per_rank_and_covers_the_split(tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(other, again, strict=True)), "reshuffled each epoch"
 
 
+def test_short_epochs_draw_a_different_subset_each_epoch(tmp_path):
+    write_dataset(tmp_path / "ds", name="toy", splits=_splits(n=1000), classes=list("abcdefghij"), source="t", shard_rows=100)
+    stream = ShardStream(tmp_path / "ds", load_spec(tmp_path / "ds"), "train", 50, rank=0, world_size=2, seed=0,
+                         buffer_rows=200, epoch_images=300)
+    first, second = ([x.reshape(x.shape[0], -1) for x, _ in stream.epoch(e)] for e in (0, 1))
+    assert stream.steps_per_epoch == 3 and len(first) == len(second) == 3, "300 images over 2 ranks of 50"
+    assert {r.numpy().tobytes() for b in first for r in b} != {r.numpy().tobytes() for b in second for r in b}
+
+
 def test_stream_memory_is_bounded_by_its_buffer(tmp_path):
     write_dataset(tmp_path / "ds", name="toy", splits=_splits(n=2000), classes=list("abcdefghij"), source="t", shard_rows=1024)
     stream = ShardStream(tmp_path / "ds", load_spec(tmp_path / "ds"), "train", 32, seed=0, buffer_rows=64)
