@@ -49,6 +49,9 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (the last epoch always saves)
     max_failures: int = Field(2, ge=0)  # worker-group restarts from the last checkpoint
     log_every: int = Field(50, ge=1)  # steps between progress lines on rank 0
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (CUDA or CPU), fp32 weights
+    compile: bool = False  # torch.compile each sub-network (pays a compile on the first steps)
+    channels_last: bool = False  # NHWC memory format for conv models and their inputs (faster on tensor cores)
 
 
 class EvaluateConfig(Section):
@@ -134,6 +137,8 @@ class Params(Section):
     mlflow: MlflowConfig = MlflowConfig()
     ray: RayConfig = RayConfig()
     tune: dict[str, Any] = Field(default_factory=dict)  # shared TuneSettings keys, plus one ModelTune per model
+    profile: str | None = None  # name of a `profiles` entry laid over the sections above (e.g. gpu)
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)  # named overlays: {name: {section: {...}}}
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
     @property
@@ -200,6 +205,27 @@ def _one_line(err: ValidationError, prefix: str = "") -> str:
     return f"{key}: {e['msg']}{got_txt}"
 
 
+def _overlay(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _overlay(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_profile(raw: dict) -> dict:
+    """Lay `profiles[profile]` over the sections (`dvc exp run -S profile=gpu` switches a whole run)."""
+    name = raw.get("profile")
+    if name is None:
+        return raw
+    profiles = raw.get("profiles") or {}
+    if name not in profiles:
+        raise ConfigError(f"profile: unknown profile '{name}'; allowed: {', '.join(sorted(profiles)) or 'none defined'}")
+    overlay = profiles[name] or {}
+    if not isinstance(overlay, dict) or {"profile", "profiles"} & set(overlay):
+        raise ConfigError(f"profiles.{name}: must map sections (train, models, ...) to values, not name profiles")
+    return _overlay(raw, overlay)
+
+
 def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | None = None) -> Params:
     """Read and validate params.yaml; also validates the sections of `models` (default: pipeline.models)."""
     path = Path(path)
@@ -211,6 +237,7 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of sections (data, train, models, ...)")
+    raw = apply_profile(raw)
     try:
         params = Params(**raw)
     except ValidationError as err:

@@ -50,6 +50,9 @@ def test_repo_params_are_valid_and_complete():
          r"tune\.vae\.points_to_evaluate\[0\]: must set every searched key; missing \['latent_dim'\]"),
         ({"tune": {"max_concurrent_trials": 0}}, r"tune\.max_concurrent_trials: .*greater than or equal to 1"),
         ({"promote": {"min_improvement": -0.1}}, r"promote\.min_improvement: .*greater than or equal to 0"),
+        ({"profile": "tpu"}, r"profile: unknown profile 'tpu'; allowed: gpu"),
+        ({"profile": "gpu", "profiles": {"gpu": {"train": {"precision": "fp8"}}}}, r"train\.precision: .*'fp32' or 'bf16'"),
+        ({"tune": {"epoch_images": 0}}, r"tune\.epoch_images: .*greater than or equal to 1"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, extra, pattern):
@@ -74,3 +77,12 @@ def test_relative_paths_resolve_against_the_params_file(tmp_path):
     params = load_config(write_params(tmp_path))
     assert params.path(params.data.out_dir) == tmp_path / "datasets/prepared"
     assert params.path("/abs/x") .as_posix() == "/abs/x"
+
+
+def test_gpu_profile_lays_large_batch_bf16_settings_over_the_defaults(tmp_path):
+    cpu = load_config(REPO / "params.yaml")
+    gpu = load_config(write_params(tmp_path, {"profile": "gpu"}))
+    assert (cpu.train.precision, cpu.train.compile, cpu.train.channels_last) == ("fp32", False, False)
+    assert (gpu.train.precision, gpu.train.compile, gpu.train.channels_last, gpu.train.use_gpu) == ("bf16", True, True, "yes")
+    assert gpu.model_config_for("dcgan").batch_size > cpu.model_config_for("dcgan").batch_size
+    assert gpu.model_config_for("dcgan").lr == cpu.model_config_for("dcgan").lr, "keys the profile leaves alone stay"

@@ -41,7 +41,8 @@ def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
         "model": name,
         "model_config": cfg.model_dump(),
         "provenance": provenance,
-        "train": {k: train[k] for k in ("workers", "cpus_per_worker", "use_gpu", "seed", "checkpoint_every")},
+        "train": {k: train[k] for k in ("workers", "cpus_per_worker", "use_gpu", "seed", "checkpoint_every",
+                                        "precision", "compile", "channels_last")},
         "dataset": {"name": spec.name, "manifest_sha256": spec.manifest_sha256, "counts": spec.counts},
     }
 
@@ -60,7 +61,8 @@ def base_job(params: Params, name: str, spec: DatasetSpec, cfg: dict, uri: str, 
         storage_path=storage_path(params), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
         workers=params.train.workers, cpus_per_worker=params.train.cpus_per_worker, use_gpu=params.train.use_gpu,
         seed=params.train.seed, checkpoint_every=params.train.checkpoint_every, log_every=params.train.log_every,
-        max_failures=params.train.max_failures, fault=fault,
+        max_failures=params.train.max_failures, fault=fault, precision=params.train.precision,
+        compile=params.train.compile, channels_last=params.train.channels_last,
         tracking={"uri": uri, "experiment": params.mlflow.experiment, "run_id": run_id},
     )
 

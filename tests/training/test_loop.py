@@ -58,7 +58,8 @@ def test_resume_restores_weights_optimizer_and_step(tiny_project):
     rec2 = Recorder()
     history = train(resumed, stream.epoch, LoopConfig(epochs=2), rec2, state=state)
     assert [h["epoch"] for h in history] == [1, 2] and len(rec2.epochs) == 1, "only epoch 2 was run"
-    assert rec2.checkpoints[-1]["resumes"] == [{"epoch": 1, "step": stream.steps_per_epoch}]
+    (resume,) = rec2.checkpoints[-1]["resumes"]
+    assert (resume["epoch"], resume["step"]) == (1, stream.steps_per_epoch) and resume["time"] > 0
     final = rec.checkpoints[-1]["model"]
     for k, v in rec2.checkpoints[-1]["model"].items():
         assert torch.allclose(v, final[k], atol=1e-5), f"resumed run diverged from the uninterrupted one at {k}"
@@ -90,3 +91,37 @@ def test_non_finite_loss_names_phase_and_step(tiny_project):
     with pytest.raises(NonFiniteLossError, match=r"phase 'elbo' at step \d+") as err:
         train(model, stream.epoch, LoopConfig(epochs=3), Recorder())
     assert err.value.phase == "elbo" and err.value.step < stream.steps_per_epoch * 3
+
+
+@pytest.mark.parametrize("name", ["vae", "dcgan", "wgan", "wgan_gp"])
+def test_bf16_autocast_trains_every_model_on_cpu(tiny_project, name):
+    cfg = {"arch": "conv", "conv_channels": 8} if name == "vae" else {"g_channels": 4, "d_channels": 4}
+    model, stream = _setup(tiny_project, name=name, **cfg)
+    history = train(model, stream.epoch, LoopConfig(epochs=1, precision="bf16", channels_last=True), Recorder())
+    assert all(torch.isfinite(torch.tensor(v)) for v in history[-1].values())
+    assert all(p.dtype == torch.float32 for p in model.parameters()), "weights and optimizer state stay fp32"
+
+
+def test_channels_last_computes_the_same_losses(tiny_project):
+    from components.training.loop import prepare_model
+
+    histories = []
+    for channels_last in (False, True):
+        model, stream = _setup(tiny_project, arch="conv", conv_channels=8)
+        model = prepare_model(model, "cpu", channels_last=channels_last)
+        if channels_last:
+            conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+            assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        histories.append(train(model, stream.epoch, LoopConfig(epochs=1, channels_last=channels_last), Recorder()))
+    assert histories[0][-1]["neg_elbo"] == pytest.approx(histories[1][-1]["neg_elbo"], rel=1e-3)
+
+
+def test_compiled_model_trains_and_keeps_state_dict_keys(tiny_project):
+    from components.training.loop import prepare_model
+
+    model, stream = _setup(tiny_project)
+    keys = set(model.state_dict())
+    model = prepare_model(model, "cpu", compile=True)
+    history = train(model, stream.epoch, LoopConfig(epochs=1), Recorder())
+    assert torch.isfinite(torch.tensor(history[-1]["neg_elbo"]))
+    assert set(model.state_dict()) == keys, "checkpoints and exports load into an uncompiled model"
