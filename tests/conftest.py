@@ -62,15 +62,52 @@ def project(tiny_project, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray for the session (2 CPUs even on a 1-core box), shut down at the end."""
+def _ray_shutdown_at_exit():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_local(_ray_shutdown_at_exit):
+    """A local Ray (2 CPUs even on a 1-core box), shared by the session's modules; a module that left
+    for its own cluster (tests/training/test_multinode.py) gets a fresh one."""
     import ray
 
     from components.training.ray_train import connect
 
-    connect(num_cpus=2, root=REPO)
-    yield ray
-    ray.shutdown()
+    connect(num_cpus=2, root=REPO)  # no-op while one is connected
+    return ray
+
+
+RAY_PROCESS_MARKERS = ("ray::", "raylet", "gcs_server", "ray/dashboard", "default_worker.py", "log_monitor.py",
+                       "ray/autoscaler", "runtime_env/agent")
+
+
+def ray_processes() -> dict[int, str]:
+    """Live Ray processes on this machine (head and node daemons, workers, dashboards): {pid: command}."""
+    import psutil
+
+    found = {}
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if proc.info["pid"] != os.getpid() and any(m in cmd for m in RAY_PROCESS_MARKERS):
+            found[proc.info["pid"]] = cmd[:120]
+    return found
+
+
+def leftover_ray_processes(before: dict[int, str], grace_s: float = 30.0) -> dict[int, str]:
+    """Ray processes started since `before` that are still alive after up to `grace_s` seconds."""
+    import time
+
+    deadline = time.time() + grace_s
+    while True:
+        left = {pid: cmd for pid, cmd in ray_processes().items() if pid not in before}
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.5)
+
 
 
 @pytest.fixture(autouse=True)

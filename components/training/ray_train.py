@@ -59,6 +59,9 @@ class TrainJob:
     max_failures: int = 2
     tracking: dict[str, str] = field(default_factory=dict)  # {"uri", "experiment", "run_id"} for rank 0
     epoch_images: int | None = None  # images per epoch (all ranks); None: the whole train split
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    compile: bool = False  # torch.compile the sub-networks
+    channels_last: bool = False  # NHWC for conv models
     fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there
     validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
 
@@ -70,7 +73,12 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS") or address
-    env = {"env_vars": {"PYTHONPATH": str(root)}} if root is not None else None
+    # The job's runtime env carries our Ray settings to controllers and workers on every node (on a
+    # cluster they do not inherit this process's environment), and the project onto their import path.
+    env_vars = {k: os.environ[k] for k in RAY_ENV if k in os.environ}
+    if root is not None:
+        env_vars["PYTHONPATH"] = str(root)
+    env = {"env_vars": env_vars}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:
@@ -87,7 +95,7 @@ def _worker(job_dict: dict) -> None:
 
     from components.data import ShardStream, load_spec
     from components.models import build
-    from components.training.loop import LoopConfig, NonFiniteLossError, train
+    from components.training.loop import LoopConfig, NonFiniteLossError, prepare_model, train
 
     job = TrainJob(**job_dict)
     ctx = ray.train.get_context()
@@ -96,7 +104,7 @@ def _worker(job_dict: dict) -> None:
     device = ray.train.torch.get_device()
     spec = load_spec(Path(job.data_dir), verify=False)  # the stream verifies the shards it reads
     torch.manual_seed(job.seed)
-    model = build(job.model, job.model_config, spec).to(device)
+    model = prepare_model(build(job.model, job.model_config, spec), device, job.channels_last, job.compile)
     state = None
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
@@ -112,6 +120,7 @@ def _worker(job_dict: dict) -> None:
         from components.tracking import Tracker
 
         tracker = Tracker(job.tracking["uri"], job.tracking["experiment"])
+    _record_placement(job, rank, world, tracker)
     callbacks = _Callbacks(job, rank, tracker)
     validate = None
     if job.validate is not None and rank == 0:
@@ -121,6 +130,7 @@ def _worker(job_dict: dict) -> None:
     loop_cfg = LoopConfig(epochs=job.epochs, seed=job.seed, checkpoint_every=job.checkpoint_every,
                           log_every=job.log_every, rank=rank, world_size=world, device=str(device),
                           config={"model": job.model, "model_config": job.model_config, "seed": job.seed},
+                          precision=job.precision, channels_last=job.channels_last,
                           validate=validate)
     try:
         train(model, stream.epoch, loop_cfg, callbacks, state)
@@ -129,6 +139,21 @@ def _worker(job_dict: dict) -> None:
             if rank == 0:
                 (Path(d) / ERROR_FILE).write_text(json.dumps({"error": str(err)}))
             ray.train.report({"genzoo_error": str(err)}, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+def _record_placement(job: TrainJob, rank: int, world: int, tracker) -> None:
+    """Rank 0 prints and tags how many nodes the worker group spans (after a restart it may differ)."""
+    import ray
+    import torch.distributed as dist
+
+    nodes = [ray.get_runtime_context().get_node_id()]
+    if world > 1 and dist.is_initialized():
+        nodes = [None] * world
+        dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
+    if rank == 0:
+        print(f"[{job.model}] {world} worker(s) on {len(set(nodes))} node(s)", flush=True)
+        if tracker is not None:
+            tracker.set_tags(job.tracking["run_id"], {"genzoo.workers": world, "genzoo.nodes": len(set(nodes))})
 
 
 class _Callbacks:
@@ -217,8 +242,9 @@ def fit(job: TrainJob) -> dict:
     try:
         result = trainer.fit()
     except Exception as err:  # TrainingFailedError and friends: keep the root cause, one line
-        raise TrainingError(f"training {job.model} failed after {job.max_failures} restarts: "
-                            f"{str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__}") from err
+        short = _missing_resources(job) or (str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__)
+        raise TrainingError(f"training {job.model} failed after {job.max_failures} restarts: {short}; "
+                            "a rerun resumes from its last checkpoint") from err
     if result.checkpoint is None:
         raise TrainingError(f"training {job.model} finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
@@ -227,6 +253,21 @@ def fit(job: TrainJob) -> dict:
             discard_run(job)  # a rerun must not resume from the diverged state
             raise TrainingError(f"training {job.model} stopped: {message}")
         return torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def _missing_resources(job: TrainJob) -> str | None:
+    """Why the worker group cannot be placed any more (e.g. a node was lost), or None if it could be."""
+    import ray
+
+    gpu = _use_gpu(job.use_gpu)
+    need = {"CPU": job.workers * job.cpus_per_worker, **({"GPU": job.workers} if gpu else {})}
+    have = ray.cluster_resources()
+    short = {k: v for k, v in need.items() if have.get(k, 0) < v}
+    if not short:
+        return None
+    has = ", ".join(f"{k} {have.get(k, 0):g}" for k in need)
+    return (f"the cluster has {has} but {job.workers} workers need {', '.join(f'{k} {v:g}' for k, v in need.items())} "
+            "(a node was lost?): add nodes or lower train.workers")
 
 
 def discard_run(job: TrainJob) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, write_params
+from tests.conftest import REPO, leftover_ray_processes, ray_processes, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,9 @@ def repo(tmp_path_factory):
 
 
 def test_full_pipeline_then_noop_then_one_param(repo):
+    before = ray_processes()
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
+    assert not leftover_ray_processes(before), "every stage shuts its local Ray down"
     assert ran_stages(out) == {"prepare", "featurize", "tune@vae", "tune@dcgan", "train@vae", "train@dcgan",
                                "evaluate@vae", "evaluate@dcgan", "promote@vae", "promote@dcgan", "report"}
     assert json.loads((repo / "promotion/vae.json").read_text())["promoted"] is True

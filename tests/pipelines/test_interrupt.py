@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import leftover_ray_processes, ray_processes
 from tests.pipelines.test_dvc_repro import make_repo, run
 
 pytestmark = pytest.mark.slow
@@ -32,6 +33,7 @@ def _registered_checkpoints(repo: Path) -> list:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_repro_resumes_from_the_last_checkpoint(tmp_path, sig):
     repo = make_repo(tmp_path / "repo", SLOW_VAE)
+    before = ray_processes()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(repo))
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@vae"], cwd=repo, env=env,
@@ -40,6 +42,7 @@ def test_interrupted_repro_resumes_from_the_last_checkpoint(tmp_path, sig):
     while not _registered_checkpoints(repo) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert _registered_checkpoints(repo), "training never registered a checkpoint"
+    registered = [r["metrics"]["epoch"] for r in _registered_checkpoints(repo)]
     os.killpg(proc.pid, sig)  # the whole process group: dvc, the stage, Ray's driver
     try:
         proc.wait(timeout=120)
@@ -49,9 +52,15 @@ def test_interrupted_repro_resumes_from_the_last_checkpoint(tmp_path, sig):
     if sig == signal.SIGINT:
         assert proc.returncode != 0
     assert not (repo / "models/vae/model.pt").exists(), "no output from the interrupted run"
+    left = leftover_ray_processes(before)
+    assert not left, f"the interrupted stage left Ray processes behind: {left}"
 
+    t0 = time.time()
     out = run([sys.executable, "-m", "dvc", "repro", "train@vae"], repo)
     assert "Running stage 'train@vae'" in out
     info = json.loads((repo / "models/vae/run.json").read_text())
     assert info["epochs"] == 8 and info["steps"] == 8 * (4096 // (32 * 2))
     assert info["resumed_from"] and info["resumed_from"][0]["epoch"] >= 1, "resumed, not restarted from step 0"
+    assert not leftover_ray_processes(before)
+    print(f"\n{sig.name}: killed with epochs {registered} registered; the rerun resumed at epoch "
+          f"{info['resumed_from'][0]['epoch']} and finished all 8 in {time.time() - t0:.0f} s")
