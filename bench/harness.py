@@ -1,0 +1,292 @@
+"""Performance harness: GenZoo's Ray Train path side by side with a plain PyTorch loop, in one run.
+
+For every model in the registry (or --models), on the same prepared dSprites data, batch size and threads:
+  plain      a hand-written single-process loop over the model's phases, data already in memory as float
+             tensors (measured before and after the Ray runs; the mean is the baseline);
+  ray_1      GenZoo's path: `fit` on Ray Train with 1 worker streaming Parquet shards (ShardStream);
+  ray_2      the same with 2 workers (DDP over gloo);
+  data       the data path alone: ShardStream batches -> float tensors on the worker, no model.
+Steady-state throughput (images/s) comes from the epochs after the first; start-up (Ray, worker group,
+data, first-epoch warm-up, checkpoints) is reported apart: wall time minus the steady epochs' time.
+Then `dvc repro` with nothing changed, in a temporary git repo that has run the pipeline once; with
+--main-job, the default main job in a clean clone, timed by stage.
+
+    uv run --frozen python bench/harness.py [--models vae dcgan] [--images 8192] [--epochs 3]
+                                            [--skip-dvc] [--main-job] [--out bench/results]
+
+Results: <out>/harness.json and <out>/harness.md (the table docs/performance.md keeps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _project(root: Path, images: int, extra: dict | None = None) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(n_train=images, n_val=512, n_test=512)
+    for key, value in (extra or {}).items():
+        params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root / "params.yaml"
+
+
+def plain_loop(name: str, cfg: dict, spec, data_dir: Path, images: int, epochs: int, threads: int) -> dict:
+    """The baseline: one process, the model's phases stepped by hand over in-memory float batches."""
+    import torch
+
+    from components.data.shards import read_split, to_float
+    from components.models import build
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build(name, cfg, spec)
+    optimizers = model.optimizers()
+    phases = model.phases(optimizers)
+    x, y = read_split(data_dir, spec, "train")
+    xs = to_float(torch.as_tensor(x))  # (N, C, H, W) float in [0, 1], all in memory
+    ys = torch.as_tensor(y)
+    bs = cfg["batch_size"]
+    params = list(model.parameters())
+    epoch_times = []
+    for _ in range(epochs):
+        perm = torch.randperm(len(ys))
+        batches = iter((xs[perm[i:i + bs]], ys[perm[i:i + bs]]) for i in range(0, images - bs + 1, bs))
+        t0, seen, batch, done = time.perf_counter(), 0, None, False
+        while not done:
+            for phase in phases:
+                for _ in range(phase.repeat):
+                    if batch is None or phase.uses_batch:
+                        batch = next(batches, None)
+                        if batch is None:
+                            done = True
+                            break
+                        seen += bs
+                    trainable = {id(p) for p in phase.parameters}
+                    for p in params:
+                        p.requires_grad_(id(p) in trainable)
+                    optimizers[phase.optimizer].zero_grad(set_to_none=True)
+                    loss, _ = phase.loss(batch)
+                    loss.backward()
+                    optimizers[phase.optimizer].step()
+                    if phase.after_step is not None:
+                        phase.after_step()
+                if done:
+                    break
+        epoch_times.append((time.perf_counter() - t0, seen))
+    steady = epoch_times[1:] or epoch_times
+    return {"images_per_s": sum(n for _, n in steady) / sum(t for t, _ in steady)}
+
+
+def ray_path(name: str, cfg: dict, data_dir: Path, storage: Path, images: int, epochs: int, workers: int) -> dict:
+    """GenZoo's path: `fit` on Ray Train (no MLflow, one checkpoint at the end)."""
+    from components.training.ray_train import TrainJob, fit
+
+    job = TrainJob(model=name, model_config=cfg, data_dir=str(data_dir), run_name=f"bench-{name}-{workers}w-{time.time_ns()}",
+                   storage_path=str(storage), epochs=epochs, batch_size=cfg["batch_size"], workers=workers,
+                   cpus_per_worker=1, use_gpu="no", seed=0, checkpoint_every=epochs, log_every=10**9,
+                   max_failures=0, epoch_images=images)
+    t0 = time.perf_counter()
+    state = fit(job)
+    wall = time.perf_counter() - t0
+    history = state["history"]
+    steady = history[1:] or history
+    steady_time = sum(h["epoch_time_s"] for h in steady)
+    return {"images_per_s": statistics.fmean(h["images_per_s"] for h in steady), "wall_s": wall,
+            "startup_s": wall - steady_time, "first_epoch_s": history[0]["epoch_time_s"], "steps": state["step"]}
+
+
+def data_path(data_dir: Path, spec, batch_size: int, images: int, epochs: int) -> dict:
+    """ShardStream alone, as a worker consumes it: batches of uint8 -> float tensors."""
+    from components.data import ShardStream
+    from components.data.shards import to_float
+
+    stream = ShardStream(data_dir, spec, "train", batch_size, 0, 1, seed=0, epoch_images=images)
+    t0, seen = time.perf_counter(), 0
+    for epoch in range(epochs):
+        for x, _ in stream.epoch(epoch):
+            to_float(x)
+            seen += x.shape[0]
+    return {"images_per_s": seen / (time.perf_counter() - t0)}
+
+
+def _run(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return time.perf_counter() - t0, res.stdout + res.stderr
+
+
+def _env(cwd: Path) -> dict:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(cwd))
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def dvc_noop(tmp: Path) -> dict:
+    """A small project (VAE only, no tuning) reproduced once, then `dvc repro` with nothing changed."""
+    root = tmp / "dvc"
+    root.mkdir()
+    for item in ("components", "pipelines"):
+        shutil.copytree(REPO / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
+    for item in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(REPO / item, root / item)
+    _project(root, 2048, {"pipeline": {"models": ["vae"]}, "tune": {"vae": {"num_samples": 0}},
+                          "evaluate": {"feature_epochs": 1, "min_feature_accuracy": 0.3, "iw_samples": 10}})
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["models"]["vae"]["epochs"] = 1
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = _env(root)
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@genzoo"], ["git", "config", "user.name", "bench"],
+                [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+        _run(cmd, root, env)
+    first, _ = _run([sys.executable, "-m", "dvc", "repro"], root, env)
+    times = []
+    for _ in range(3):
+        t, out = _run([sys.executable, "-m", "dvc", "repro"], root, env)
+        if "Running stage" in out:
+            raise SystemExit(f"a no-change dvc repro ran stages:\n{out[-2000:]}")
+        times.append(t)
+    return {"first_repro_s": first, "noop_repro_s": min(times), "noop_repro_runs_s": times}
+
+
+def main_job(tmp: Path) -> dict:
+    """The README's main job on a clean clone of this repo's HEAD, timed by stage (dependencies installed)."""
+    clone = tmp / "main-job"
+    _run(["git", "clone", "-q", str(REPO), str(clone)], tmp, dict(os.environ))
+    env = _env(clone)
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=clone, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    stages, current, t_start = {}, None, time.perf_counter()
+    t_stage = t_start
+    for line in proc.stdout:
+        m = re.match(r"Running stage '([^']+)'", line)
+        if m:
+            now = time.perf_counter()
+            if current:
+                stages[current] = now - t_stage
+            current, t_stage = m.group(1), now
+            print(f"  [main job] {current} ...", flush=True)
+    proc.wait()
+    if current:
+        stages[current] = time.perf_counter() - t_stage
+    if proc.returncode != 0:
+        raise SystemExit(f"the main job failed (exit {proc.returncode}) in {clone}")
+    return {"total_s": time.perf_counter() - t_start, "stages_s": stages}
+
+
+def markdown(result: dict) -> str:
+    lines = [f"Measured {result['date']} on {result['machine']}; `{result['command']}`; {result['images']} images per "
+             f"epoch, {result['epochs']} epochs (steady state = epochs 2..{result['epochs']}), 1 thread per worker.", "",
+             "| model | plain loop img/s | Ray Train 1 worker img/s | ratio (goal >= 0.95) | start-up s (1 worker) "
+             "| 2 workers img/s | 2 vs 1 workers | data path img/s | data / consumption (goal >= 5) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in result["models"].items():
+        lines.append(f"| {name} | {r['plain']['images_per_s']:.0f} | {r['ray_1']['images_per_s']:.0f} | "
+                     f"**{r['ray_vs_plain']:.3f}** | {r['ray_1']['startup_s']:.1f} | {r['ray_2']['images_per_s']:.0f} | "
+                     f"**{r['two_vs_one']:.2f}** | {r['data']['images_per_s']:.0f} | **{r['data_vs_consumption']:.1f}** |")
+    if "dvc" in result:
+        d = result["dvc"]
+        lines += ["", f"No-change `dvc repro`: **{d['noop_repro_s']:.1f} s** (best of 3: "
+                      f"{', '.join(f'{t:.1f}' for t in d['noop_repro_runs_s'])}; goal < 10 s); the first repro of that "
+                      f"small project took {d['first_repro_s']:.0f} s."]
+    if "main_job" in result:
+        m = result["main_job"]
+        lines += ["", f"Main job (default profile, clean clone): **{m['total_s'] / 60:.1f} min**", "",
+                  "| stage | s |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in m["stages_s"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from components.models import MODELS
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--images", type=int, default=8192, help="images per epoch (all workers together)")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first is warm-up")
+    ap.add_argument("--skip-dvc", action="store_true", help="skip the no-change dvc repro measurement")
+    ap.add_argument("--main-job", action="store_true", help="also time the default main job by stage (~25 min)")
+    ap.add_argument("--out", default=str(REPO / "bench/results"))
+    args = ap.parse_args()
+    if args.epochs < 2:
+        ap.error("--epochs: at least 2 (the first epoch is warm-up)")
+
+    from components.config import load_config
+    from components.data import load_spec, prepare
+    from components.training.ray_train import connect
+
+    tmp = Path(tempfile.mkdtemp(prefix="genzoo-harness-"))
+    params = load_config(_project(tmp, args.images), models=args.models)
+    print(f"[harness] preparing {args.images} dSprites images in {tmp}", flush=True)
+    prepare(params)
+    data_dir = params.path(params.data.out_dir)
+    spec = load_spec(data_dir)
+    result = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", "bench/harness.py", *sys.argv[1:]]),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, no GPU",
+              "images": args.images, "epochs": args.epochs, "models": {}}
+    plain_first = {}
+    for name in args.models:  # the plain loops run before Ray starts, and again after it stopped
+        cfg = params.model_config_for(name).model_dump()
+        print(f"[harness] {name}: plain PyTorch loop", flush=True)
+        plain_first[name] = plain_loop(name, cfg, spec, data_dir, args.images, args.epochs, threads=1)
+    t0 = time.perf_counter()
+    connect(num_cpus=2, root=REPO)
+    ray_init_s = time.perf_counter() - t0
+    rows = {}
+    for name in args.models:
+        cfg = params.model_config_for(name).model_dump()
+        rows[name] = {}
+        for workers in (1, 2):
+            print(f"[harness] {name}: Ray Train, {workers} worker(s)", flush=True)
+            rows[name][f"ray_{workers}"] = ray_path(name, cfg, data_dir, tmp / "ray", args.images, args.epochs, workers)
+        print(f"[harness] {name}: data path alone", flush=True)
+        rows[name]["data"] = data_path(data_dir, spec, cfg["batch_size"], args.images, args.epochs)
+    import ray
+
+    ray.shutdown()
+    for name in args.models:
+        cfg = params.model_config_for(name).model_dump()
+        again = plain_loop(name, cfg, spec, data_dir, args.images, args.epochs, threads=1)
+        r = rows[name]
+        r["plain"] = {"images_per_s": (plain_first[name]["images_per_s"] + again["images_per_s"]) / 2,
+                      "runs": [plain_first[name]["images_per_s"], again["images_per_s"]]}
+        r["ray_vs_plain"] = r["ray_1"]["images_per_s"] / r["plain"]["images_per_s"]
+        r["two_vs_one"] = r["ray_2"]["images_per_s"] / r["ray_1"]["images_per_s"]
+        r["data_vs_consumption"] = r["data"]["images_per_s"] / r["ray_1"]["images_per_s"]
+        result["models"][name] = r
+    result["ray_init_s"] = ray_init_s
+    if not args.skip_dvc:
+        print("[harness] dvc repro with nothing changed", flush=True)
+        result["dvc"] = dvc_noop(tmp)
+    if args.main_job:
+        print("[harness] the default main job, by stage", flush=True)
+        result["main_job"] = main_job(tmp)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "harness.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    (out / "harness.md").write_text(table)
+    print("\n" + table + f"\nRay start-up (ray.init, local): {ray_init_s:.1f} s. Written: {out / 'harness.json'}, "
+          f"{out / 'harness.md'}", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
