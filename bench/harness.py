@@ -11,7 +11,7 @@ data, first-epoch warm-up, checkpoints) is reported apart: wall time minus the s
 Then `dvc repro` with nothing changed, in a temporary git repo that has run the pipeline once; with
 --main-job, the default main job in a clean clone, timed by stage.
 
-    uv run --frozen python bench/harness.py [--models vae dcgan] [--images 8192] [--epochs 3]
+    uv run --frozen python bench/harness.py [--models vae dcgan] [--images 4096] [--epochs 3]
                                             [--skip-dvc] [--main-job] [--out bench/results]
 
 Results: <out>/harness.json and <out>/harness.md (the table docs/performance.md keeps).
@@ -219,7 +219,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--images", type=int, default=8192, help="images per epoch (all workers together)")
+    ap.add_argument("--images", type=int, default=4096, help="images per epoch (all workers together)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first is warm-up")
     ap.add_argument("--skip-dvc", action="store_true", help="skip the no-change dvc repro measurement")
     ap.add_argument("--main-job", action="store_true", help="also time the default main job by stage (~25 min)")

@@ -11,7 +11,6 @@ import torch
 from components.config import Params
 from components.data import load_spec, read_split, to_float
 from components.errors import DataError, EvaluationError
-from components.evaluation import figures
 from components.evaluation.likelihood import test_bound
 
 
@@ -42,6 +41,7 @@ def inception_fid(weights: Path, real_uint8: torch.Tensor, fake: torch.Tensor) -
 
 
 def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, feature_dir: Path, log=print) -> dict:
+    from components.evaluation import figures  # torchvision: imported here, not by training workers
     """Metrics of the exported model `name` on the test split, with figures under out_dir."""
     from components.evaluation.features import embed, load_feature_net
     from components.evaluation.sample_metrics import all_metrics

@@ -243,7 +243,7 @@ def fit(job: TrainJob) -> dict:
         result = trainer.fit()
     except Exception as err:  # TrainingFailedError and friends: keep the root cause, one line
         short = _missing_resources(job) or (str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__)
-        raise TrainingError(f"training {job.model} failed after {job.max_failures} restarts: {short}; "
+        raise TrainingError(f"training {job.model} failed (restarts allowed: train.max_failures={job.max_failures}): {short}; "
                             "a rerun resumes from its last checkpoint") from err
     if result.checkpoint is None:
         raise TrainingError(f"training {job.model} finished without a checkpoint")
