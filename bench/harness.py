@@ -8,11 +8,13 @@ For every model in the registry (or --models), on the same prepared dSprites dat
   data       the data path alone: ShardStream batches -> float tensors on the worker, no model.
 Steady-state throughput (images/s) comes from the epochs after the first; start-up (Ray, worker group,
 data, first-epoch warm-up, checkpoints) is reported apart: wall time minus the steady epochs' time.
-Then `dvc repro` with nothing changed, in a temporary git repo that has run the pipeline once; with
---main-job, the default main job in a clean clone, timed by stage.
+On a GPU (or --device), GenZoo's loop in one process: fp32 vs bf16 autocast, eager vs torch.compile,
+channels-last, and the share of time spent waiting for data. Then `dvc repro` with nothing changed, in
+a temporary git repo that has run the pipeline once; with --main-job, the default main job in a clean
+clone, timed by stage.
 
     uv run --frozen python bench/harness.py [--models vae dcgan] [--images 4096] [--epochs 3]
-                                            [--skip-dvc] [--main-job] [--out bench/results]
+                  [--device auto|cuda|cpu|none] [--skip-dvc] [--main-job] [--out bench/results]
 
 Results: <out>/harness.json and <out>/harness.md (the table docs/performance.md keeps).
 """
@@ -126,6 +128,53 @@ def data_path(data_dir: Path, spec, batch_size: int, images: int, epochs: int) -
     return {"images_per_s": seen / (time.perf_counter() - t0)}
 
 
+def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epochs: int, device: str) -> dict:
+    """GenZoo's loop in one process on `device`: fp32 vs bf16 autocast, eager vs compiled (channels-last
+    for conv models), and the share of each epoch spent waiting for data."""
+    import torch
+
+    from components.data import ShardStream
+    from components.models import build
+    from components.training.loop import LoopConfig, prepare_model, train
+
+    class Timed:  # wraps the stream to time how long the loop waits for batches
+        def __init__(self, stream):
+            self.stream, self.wait = stream, 0.0
+
+        def epoch(self, e):
+            it = self.stream.epoch(e)
+            while True:
+                t0 = time.perf_counter()
+                batch = next(it, None)
+                self.wait += time.perf_counter() - t0
+                if batch is None:
+                    return
+                yield batch
+
+    class Quiet:
+        def on_epoch_end(self, *args):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+
+        def on_progress(self, *args):
+            pass
+
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            model = prepare_model(build(name, cfg, spec), device, channels_last=True, compile=compiled)
+            stream = Timed(ShardStream(data_dir, spec, "train", cfg["batch_size"], 0, 1, seed=0, epoch_images=images))
+            history = train(model, stream.epoch, LoopConfig(epochs=epochs, device=device, precision=precision,
+                                                             channels_last=True), Quiet())
+            steady = history[1:]
+            wait_steady = stream.wait * (len(steady) / len(history))  # approximate: waits are even per epoch
+            rows[f"{precision}_{'compiled' if compiled else 'eager'}"] = {
+                "images_per_s": statistics.fmean(h["images_per_s"] for h in steady),
+                "data_share": wait_steady / sum(h["epoch_time_s"] for h in steady)}
+    return rows
+
+
 def _run(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -202,6 +251,17 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {r['plain']['images_per_s']:.0f} | {r['ray_1']['images_per_s']:.0f} | "
                      f"**{r['ray_vs_plain']:.3f}** | {r['ray_1']['startup_s']:.1f} | {r['ray_2']['images_per_s']:.0f} | "
                      f"**{r['two_vs_one']:.2f}** | {r['data']['images_per_s']:.0f} | **{r['data_vs_consumption']:.1f}** |")
+    if "device" in result:
+        lines += ["", f"GenZoo's loop in one process on {result['device']['name']} (channels-last), images/s, and the share "
+                      "of time spent waiting for data:", "",
+                  "| model | fp32 eager | fp32 compiled | bf16 eager | bf16 compiled | bf16 vs fp32 (eager) "
+                  "| compiled vs eager (bf16) | data share (bf16 compiled) |", "|---|---|---|---|---|---|---|---|"]
+        for name, v in result["device"]["models"].items():
+            lines.append(f"| {name} | {v['fp32_eager']['images_per_s']:.0f} | {v['fp32_compiled']['images_per_s']:.0f} | "
+                         f"{v['bf16_eager']['images_per_s']:.0f} | {v['bf16_compiled']['images_per_s']:.0f} | "
+                         f"**{v['bf16_eager']['images_per_s'] / v['fp32_eager']['images_per_s']:.2f}** | "
+                         f"**{v['bf16_compiled']['images_per_s'] / v['bf16_eager']['images_per_s']:.2f}** | "
+                         f"{v['bf16_compiled']['data_share']:.1%} |")
     if "dvc" in result:
         d = result["dvc"]
         lines += ["", f"No-change `dvc repro`: **{d['noop_repro_s']:.1f} s** (best of 3: "
@@ -222,6 +282,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=4096, help="images per epoch (all workers together)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first is warm-up")
     ap.add_argument("--skip-dvc", action="store_true", help="skip the no-change dvc repro measurement")
+    ap.add_argument("--device", default="auto", help="precision/compile table on this device: auto (cuda when "
+                    "present, else skipped), cuda, cuda:1, cpu, none")
     ap.add_argument("--main-job", action="store_true", help="also time the default main job by stage (~25 min)")
     ap.add_argument("--out", default=str(REPO / "bench/results"))
     args = ap.parse_args()
@@ -272,6 +334,16 @@ def main() -> None:
         r["data_vs_consumption"] = r["data"]["images_per_s"] / r["ray_1"]["images_per_s"]
         result["models"][name] = r
     result["ray_init_s"] = ray_init_s
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "none") if args.device == "auto" else args.device
+    if device != "none":
+        label = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"{platform.machine()} CPU"
+        result["device"] = {"name": label, "models": {}}
+        for name in args.models:
+            print(f"[harness] {name}: fp32/bf16 x eager/compiled on {device}", flush=True)
+            cfg = params.model_config_for(name).model_dump()
+            result["device"]["models"][name] = device_variants(name, cfg, spec, data_dir, args.images, args.epochs, device)
     if not args.skip_dvc:
         print("[harness] dvc repro with nothing changed", flush=True)
         result["dvc"] = dvc_noop(tmp)
