@@ -259,9 +259,12 @@ def _missing_resources(job: TrainJob) -> str | None:
     """Why the worker group cannot be placed any more (e.g. a node was lost), or None if it could be."""
     import ray
 
-    gpu = _use_gpu(job.use_gpu)
+    try:
+        gpu = _use_gpu(job.use_gpu)
+        have = ray.cluster_resources()
+    except Exception:  # noqa: BLE001 - the cluster itself is gone: report Ray's own error instead
+        return None
     need = {"CPU": job.workers * job.cpus_per_worker, **({"GPU": job.workers} if gpu else {})}
-    have = ray.cluster_resources()
     short = {k: v for k, v in need.items() if have.get(k, 0) < v}
     if not short:
         return None
