@@ -32,6 +32,9 @@ RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     # Worker processes import torch: on a loaded 2-core box a worker group can take over the 60 s default.
     "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300",
+    # The controller takes one report per poll and polls every 2 s by default: 12 VAE epochs of 1.2 s
+    # became 12 x 2 s, and every start-up transition waits for the next poll too.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",
 }
 CONTROLLER_FAILURE_LIMIT = 3  # Ray's default (-1) retries a worker group that cannot start forever
 for _key, _value in RAY_ENV.items():
@@ -67,26 +70,30 @@ class TrainJob:
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, root: Path | None = None) -> None:
-    """Join the cluster at RAY_ADDRESS / `address`, or start a local Ray sized for this machine."""
+    """Join the cluster at RAY_ADDRESS / `address`, or the local Ray this run shares (ray_session):
+    started by the first stage that needs it, joined in ~0.1 s by the next ones."""
+    from components.training import ray_session
+
+    address = os.environ.get("RAY_ADDRESS") or address
+    if address:
+        ray_session.token_auth_if_available()  # before Ray is imported
     import ray
 
     if ray.is_initialized():
         return
-    address = os.environ.get("RAY_ADDRESS") or address
     # The job's runtime env carries our Ray settings to controllers and workers on every node (on a
     # cluster they do not inherit this process's environment), and the project onto their import path.
     env_vars = {k: os.environ[k] for k in RAY_ENV if k in os.environ}
     if root is not None:
         env_vars["PYTHONPATH"] = str(root)
     env = {"env_vars": env_vars}
-    if address:
-        ray.init(address=address, runtime_env=env, log_to_driver=True)
-    else:
-        # The dashboard serves the State API, which Ray Train's PlacementGroupCleaner needs to free the
-        # CPUs of a controller that died abruptly (a finished or ASHA-stopped Tune trial); without it
-        # those placement groups leak and the next trial waits forever. It listens on 127.0.0.1 only.
-        ray.init(num_cpus=max(os.cpu_count() or 1, num_cpus or 1), include_dashboard=True,
-                 dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=True)
+    if not address:
+        address, auth = ray_session.ensure(max(os.cpu_count() or 1, num_cpus or 1))
+        ray_session.use_auth(auth)
+        with ray_session.loopback():
+            ray.init(address=address, runtime_env=env, log_to_driver=True)
+        return
+    ray.init(address=address, runtime_env=env, log_to_driver=True)
 
 
 def _worker(job_dict: dict) -> None:
@@ -213,14 +220,40 @@ def _use_gpu(setting: str) -> bool:
     return setting == "yes"
 
 
+def _trainer_class(tune_trial: bool):
+    """TorchTrainer without the per-run processes GenZoo does not need (each a Python process importing
+    Ray Train on a 2-core box; together ~14 s of a ~26 s start-up and shutdown, see docs/performance.md):
+    - Ray Data's callback starts a DatasetManager actor and ships Ray Data's context to every worker
+      (which then imports ray.data), though GenZoo's workers read their shards themselves;
+    - the placement-group cleaner (a detached actor that polls the State API, and whose stop waits up to
+      12 s) removes the worker group's placement group when the controller dies abruptly. Placement groups
+      are scoped to the job, so for a stage's run the job's end removes them anyway; a Tune trial's
+      controller dies while the sweep's job lives on, so trials keep a cleaner, with short timeouts."""
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2._internal.callbacks import DatasetsCallback
+    from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+
+    class GenZooTrainer(TorchTrainer):
+        def _create_default_callbacks(self):
+            out = []
+            for cb in super()._create_default_callbacks():
+                if isinstance(cb, PlacementGroupCleanerCallback) and tune_trial:
+                    out.append(PlacementGroupCleanerCallback(check_interval_s=0.5, get_actor_timeout_s=2.0))
+                elif not isinstance(cb, DatasetsCallback | PlacementGroupCleanerCallback):
+                    out.append(cb)
+            return out
+
+    return GenZooTrainer
+
+
 def make_trainer(job: TrainJob, callbacks: list | None = None):
     """The TorchTrainer for a job (gloo on CPU, NCCL on GPU); `callbacks` e.g. Tune's report callback."""
     import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchConfig
 
     gpu = _use_gpu(job.use_gpu)
     resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if gpu else {})}
-    return TorchTrainer(
+    return _trainer_class(tune_trial=bool(callbacks))(
         _worker,
         train_loop_config=asdict(job),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
