@@ -11,12 +11,16 @@ data, first-epoch warm-up, checkpoints) is reported apart: wall time minus the s
 On a GPU (or --device), GenZoo's loop in one process: fp32 vs bf16 autocast, eager vs torch.compile,
 channels-last, and the share of time spent waiting for data. Then `dvc repro` with nothing changed, in
 a temporary git repo that has run the pipeline once; with --main-job, the default main job in a clean
-clone, timed by stage.
+clone, timed by stage. --fixed-cost runs only the fixed-cost table: each stage's wall time against the work
+it reports (training epochs, evaluation, ...; the rest is process start-up, imports, Ray, MLflow and dvc),
+each train stage beside the plain loop on the same images and cores, per-family cost and the projection
+to the whole zoo.
 
     uv run --frozen python bench/harness.py [--models vae dcgan] [--images 4096] [--epochs 3]
-                  [--device auto|cuda|cpu|none] [--skip-dvc] [--main-job] [--out bench/results]
+                  [--device auto|cuda|cpu|none] [--skip-dvc] [--main-job | --fixed-cost] [--out bench/results]
 
-Results: <out>/harness.json and <out>/harness.md (the table docs/performance.md keeps).
+Results: <out>/harness.json and <out>/harness.md, or <out>/fixed_cost.json and .md (docs/performance.md
+keeps the tables).
 """
 
 from __future__ import annotations
@@ -216,8 +220,10 @@ def dvc_noop(tmp: Path) -> dict:
     return {"first_repro_s": first, "noop_repro_s": min(times), "noop_repro_runs_s": times}
 
 
-def main_job(tmp: Path) -> dict:
-    """The README's main job on a clean clone of this repo's HEAD, timed by stage (dependencies installed)."""
+def main_job(tmp: Path, plain: dict[str, float] | None = None) -> dict:
+    """The README's main job on a clean clone of this repo's HEAD, timed by stage (dependencies installed).
+    Each stage records its wall time and its own work (.genzoo/timings/); `plain` ({model: images/s of the
+    plain loop on all cores}) gives each train stage the time the same images take without Ray or MLflow."""
     clone = tmp / "main-job"
     _run(["git", "clone", "-q", str(REPO), str(clone)], tmp, dict(os.environ))
     env = _env(clone)
@@ -238,7 +244,55 @@ def main_job(tmp: Path) -> dict:
         stages[current] = time.perf_counter() - t_stage
     if proc.returncode != 0:
         raise SystemExit(f"the main job failed (exit {proc.returncode}) in {clone}")
-    return {"total_s": time.perf_counter() - t_start, "stages_s": stages}
+    total = time.perf_counter() - t_start
+    return {"total_s": total, "stages_s": stages, "fixed_cost": fixed_cost_table(clone, total, plain or {})}
+
+
+def fixed_cost_table(clone: Path, total_s: float, plain: dict[str, float]) -> dict:
+    """Per stage, from what each stage recorded (.genzoo/timings/<stage>.json): wall from process start
+    to exit, work (the stage's own: training epochs, evaluation, ...), fixed = wall - work; `dvc` is the
+    rest of the run (dvc's own start-up and bookkeeping between stages). Per family totals."""
+    import csv
+
+    rows = {}
+    for f in sorted((clone / ".genzoo/timings").glob("*.json"), key=lambda f: json.loads(f.read_text())["finished"]):
+        t = json.loads(f.read_text())
+        row = {"wall_s": t["wall_s"], "work_s": t["work_s"], "fixed_s": t["wall_s"] - t["work_s"]}
+        model = t["stage"].split("@")[1] if t["stage"].startswith("train@") else None
+        curve = clone / "plots/train" / f"{model}.csv"
+        if model in plain and curve.is_file():
+            with open(curve) as fh:
+                images = sum(float(r["images_per_s"]) * float(r["epoch_time_s"]) for r in csv.DictReader(fh))
+            row["plain_s"] = images / plain[model]
+        rows[t["stage"]] = row
+    dvc = total_s - sum(r["wall_s"] for r in rows.values())
+    rows["dvc"] = {"wall_s": dvc, "work_s": 0.0, "fixed_s": dvc}
+    families = {}
+    for stage, row in rows.items():
+        if "@" in stage:
+            fam = families.setdefault(stage.split("@")[1], {"wall_s": 0.0, "fixed_s": 0.0, "tuned": False})
+            fam["wall_s"] += row["wall_s"]
+            fam["fixed_s"] += row["fixed_s"]
+            fam["tuned"] |= stage.startswith("tune@") and row["work_s"] > 0
+    shared = sum(r["wall_s"] for k, r in rows.items() if "@" not in k)
+    fixed = sum(r["fixed_s"] for r in rows.values())
+    return {"stages": rows, "families": families, "shared_s": shared, "wall_s": total_s, "fixed_s": fixed,
+            "fixed_share": fixed / max(total_s, 1e-9)}
+
+
+def projection(fc: dict, zoo_models: int = 12) -> dict:
+    """The whole zoo's main job projected from the landed families: every family still to come (11 families
+    and the VQ-VAE prior = 12 trained models; the tuned ones, whose knobs the user named, have landed)
+    costs what an untuned landed family costs on average, with the same fixed share."""
+    fams = fc["families"]
+    untuned = [f for f in fams.values() if not f["tuned"]] or list(fams.values())
+    per = sum(f["wall_s"] for f in untuned) / len(untuned)
+    per_fixed = sum(f["fixed_s"] for f in untuned) / len(untuned)
+    missing = max(zoo_models - len(fams), 0)
+    total = fc["wall_s"] + missing * per
+    fixed = fc["fixed_s"] + missing * per_fixed
+    return {"models": zoo_models, "missing": missing, "per_untuned_family_s": per, "total_s": total,
+            "fixed_share": fixed / total}
 
 
 def markdown(result: dict) -> str:
@@ -268,10 +322,27 @@ def markdown(result: dict) -> str:
                       f"{', '.join(f'{t:.1f}' for t in d['noop_repro_runs_s'])}; goal < 10 s); the first repro of that "
                       f"small project took {d['first_repro_s']:.0f} s."]
     if "main_job" in result:
-        m = result["main_job"]
-        lines += ["", f"Main job (default profile, clean clone): **{m['total_s'] / 60:.1f} min**", "",
-                  "| stage | s |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in m["stages_s"].items()]
+        lines += ["", fixed_cost_markdown(result["main_job"])]
     return "\n".join(lines) + "\n"
+
+
+def fixed_cost_markdown(m: dict) -> str:
+    fc = m["fixed_cost"]
+    lines = [f"Main job (default profile, clean clone): **{m['total_s'] / 60:.1f} min**, of which fixed cost "
+             f"(process start-up, imports, Ray, MLflow, dvc) **{fc['fixed_share']:.0%}**.", "",
+             "| stage | wall s | work s | fixed s | fixed % | plain loop s | wall / plain |", "|---|---|---|---|---|---|---|"]
+    for stage, r in fc["stages"].items():
+        plain = f"{r['plain_s']:.0f} | {r['wall_s'] / r['plain_s']:.1f}x" if "plain_s" in r else " | "
+        lines.append(f"| {stage} | {r['wall_s']:.0f} | {r['work_s']:.0f} | {r['fixed_s']:.0f} | "
+                     f"{r['fixed_s'] / max(r['wall_s'], 1e-9):.0%} | {plain} |")
+    lines += ["", "| family | stages s | fixed s | tuned |", "|---|---|---|---|"]
+    lines += [f"| {k} | {f['wall_s']:.0f} | {f['fixed_s']:.0f} | {'yes' if f['tuned'] else 'no'} |"
+              for k, f in fc["families"].items()]
+    p = projection(fc)
+    lines += ["", f"Shared (prepare, featurize, report, dvc): {fc['shared_s']:.0f} s. Projected whole zoo "
+                  f"({p['models']} trained models; {p['missing']} more at {p['per_untuned_family_s']:.0f} s each, the "
+                  f"mean untuned family): **{p['total_s'] / 60:.1f} min**, fixed cost **{p['fixed_share']:.0%}**."]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -285,6 +356,11 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="precision/compile table on this device: auto (cuda when "
                     "present, else skipped), cuda, cuda:1, cpu, none")
     ap.add_argument("--main-job", action="store_true", help="also time the default main job by stage (~25 min)")
+    ap.add_argument("--fixed-cost", action="store_true", help="only the fixed-cost table: the plain loop of each "
+                    "model on all cores, then the default main job by stage, start-up vs work (~25 min)")
+    ap.add_argument("--clone", type=Path, help="with --fixed-cost: a clone where the README's main-job command "
+                    "already ran (its stages' .genzoo/timings), instead of running the main job here")
+    ap.add_argument("--total-s", type=float, help="with --clone: the main job's wall time as measured around it")
     ap.add_argument("--out", default=str(REPO / "bench/results"))
     args = ap.parse_args()
     if args.epochs < 2:
@@ -300,6 +376,8 @@ def main() -> None:
     prepare(params)
     data_dir = params.path(params.data.out_dir)
     spec = load_spec(data_dir)
+    if args.fixed_cost:
+        return fixed_cost_main(args, params, spec, data_dir, tmp)
     result = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", "bench/harness.py", *sys.argv[1:]]),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, no GPU",
               "images": args.images, "epochs": args.epochs, "models": {}}
@@ -349,7 +427,7 @@ def main() -> None:
         result["dvc"] = dvc_noop(tmp)
     if args.main_job:
         print("[harness] the default main job, by stage", flush=True)
-        result["main_job"] = main_job(tmp)
+        result["main_job"] = main_job(tmp)  # the plain column needs the all-cores loop: --fixed-cost
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "harness.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -357,6 +435,33 @@ def main() -> None:
     (out / "harness.md").write_text(table)
     print("\n" + table + f"\nRay start-up (ray.init, local): {ray_init_s:.1f} s. Written: {out / 'harness.json'}, "
           f"{out / 'harness.md'}", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fixed_cost_main(args, params, spec, data_dir: Path, tmp: Path) -> None:
+    """--fixed-cost: the plain loop on as many threads as the run's Ray Train workers use together, then
+    the main job by stage; writes <out>/fixed_cost.json and .md."""
+    threads = params.train.workers * params.train.cpus_per_worker
+    plain = {}
+    for name in args.models:
+        print(f"[harness] {name}: plain PyTorch loop, {threads} threads", flush=True)
+        cfg = params.model_config_for(name).model_dump()
+        plain[name] = plain_loop(name, cfg, spec, data_dir, args.images, 2, threads=threads)["images_per_s"]
+    if args.clone:
+        if not args.total_s:
+            raise SystemExit("--clone needs --total-s: the main job's wall time")
+        job = {"total_s": args.total_s, "fixed_cost": fixed_cost_table(args.clone, args.total_s, plain)}
+    else:
+        print("[harness] the default main job, by stage", flush=True)
+        job = main_job(tmp, plain)
+    result = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", "bench/harness.py", *sys.argv[1:]]),
+              "plain_images_per_s": plain, "plain_threads": threads, "main_job": job}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fixed_cost.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = fixed_cost_markdown(result["main_job"])
+    (out / "fixed_cost.md").write_text(table + "\n")
+    print("\n" + table + f"\nWritten: {out / 'fixed_cost.json'}, {out / 'fixed_cost.md'}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,11 +1,18 @@
-"""What every stage script shares: arguments, params loading, `--dry-run`, one-line errors."""
+"""What every stage script shares: arguments, params loading, `--dry-run`, one-line errors, and the
+stage's timing: wall time from process start and the part of it that was the stage's own work (training
+epochs, evaluation, ...); the rest is fixed cost (interpreter and imports, Ray, MLflow). It is printed
+and written to .genzoo/timings/<stage>.json, which bench/harness.py --main-job turns into a table."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from components.config import Params, load_config
 from components.errors import GenZooError
@@ -34,6 +41,54 @@ def dry_run(args: argparse.Namespace, resolved: dict) -> bool:
     return args.dry_run
 
 
+_work = {"s": 0.0}
+
+
+def add_work(seconds: float) -> None:
+    """Count `seconds` as the stage's own work (e.g. the sum of its training epochs)."""
+    _work["s"] += seconds
+
+
+@contextmanager
+def work() -> Iterator[None]:
+    """Count the block's wall time as the stage's own work."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        add_work(time.perf_counter() - t0)
+
+
+def _process_start() -> float:
+    """When this process started (epoch seconds), so the wall time includes interpreter start and imports."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError):
+        return _IMPORTED
+
+
+_IMPORTED = time.time()
+
+
+def _record_timing(ok: bool) -> None:
+    args = sys.argv[1:]
+    name = Path(sys.argv[0]).stem + (f"@{args[args.index('--model') + 1]}" if "--model" in args[:-1] else "")
+    wall = time.time() - _process_start()
+    work_s = min(_work["s"], wall)
+    print(f"[timing] {name}: {wall:.1f}s wall, {work_s:.1f}s work, {wall - work_s:.1f}s fixed cost "
+          f"({(wall - work_s) / max(wall, 1e-9):.0%})", file=sys.stderr, flush=True)
+    out = Path(".genzoo/timings") / f"{name}.json"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"stage": name, "ok": ok, "wall_s": wall, "work_s": work_s,
+                                   "fixed_s": wall - work_s, "finished": time.time()}) + "\n")
+    except OSError:  # a read-only checkout: the printed line is enough
+        pass
+
+
 def run(main: Callable[[], None]) -> None:
     """Call a stage's main(); bad input and known failures become one line on stderr and a non-zero exit."""
     try:
@@ -44,3 +99,5 @@ def run(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted; rerun to resume from the last checkpoint", file=sys.stderr)
         sys.exit(130)
+    if "--dry-run" not in sys.argv:
+        _record_timing(ok=True)

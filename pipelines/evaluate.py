@@ -20,8 +20,9 @@ def main() -> None:
     model_dir = params.path(f"models/{name}")
     if not (model_dir / "model.pt").is_file():
         raise DataError(f"{model_dir / 'model.pt'}: no trained model; run `dvc repro train@{name}` first")
-    metrics = evaluate_model(params, name, model_dir / "model.pt", params.path(f"evaluation/{name}"),
-                             params.path("features"))
+    with _stage.work():
+        metrics = evaluate_model(params, name, model_dir / "model.pt", params.path(f"evaluation/{name}"),
+                                 params.path("features"))
     out = params.path(f"metrics/{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -15,7 +15,8 @@ def main() -> None:
     from components.evaluation.features import featurize
 
     out = params.path("features")
-    summary = featurize(params, out)
+    with _stage.work():
+        summary = featurize(params, out)
     (out / "featurize.json").write_text(json.dumps(summary, indent=2) + "\n")
     from components.tracking import Tracker, tracking_uri
 

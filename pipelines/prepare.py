@@ -15,7 +15,8 @@ def main() -> None:
     from components.data import prepare
 
     t0 = time.perf_counter()
-    spec = prepare(params)
+    with _stage.work():
+        spec = prepare(params)
     counts = ", ".join(f"{k} {v}" for k, v in spec.counts.items())
     print(f"prepared {spec.name} {spec.channels}x{spec.resolution}x{spec.resolution} ({counts}) "
           f"in {time.perf_counter() - t0:.1f}s -> {params.data.out_dir}")

@@ -28,7 +28,8 @@ def main() -> None:
     params = _stage.load(args)
     if _stage.dry_run(args, {"model": args.model, "promote": params.promote.model_dump()}):
         return
-    decision = promote_model(params, args.model)
+    with _stage.work():
+        decision = promote_model(params, args.model)
     out = params.path(f"promotion/{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -25,7 +25,8 @@ def main() -> None:
     out = params.path("reports/index.html")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(build_report(params.root, models, featurize))
+    with _stage.work():
+        tmp.write_text(build_report(params.root, models, featurize))
     os.replace(tmp, out)
     from components.tracking import Tracker, tracking_uri
 

@@ -38,6 +38,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     outcome = run_training(params, name)
+    _stage.add_work(sum(h.get("epoch_time_s", 0.0) for h in outcome.state["history"]))
     out = params.path(f"models/{name}")
     out.mkdir(parents=True, exist_ok=True)
     export_model(out / "model.pt", name, outcome.model)

@@ -20,6 +20,7 @@ def main() -> None:
     from components.tuning import tune_model
 
     result = tune_model(params, name)
+    _stage.add_work(result.pop("work_s", 0.0))
     out = params.path(f"tuned/{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -33,3 +33,30 @@ def test_plain_loop_data_path_and_device_table(tiny_project):
     table = h.markdown({"date": "d", "machine": "m", "command": "c", "images": 256, "epochs": 2,
                         "models": {"dcgan": row}, "device": {"name": "cpu", "models": {"vae": variants}}})
     assert "| dcgan |" in table and "| vae |" in table and "**0.900**" in table
+
+
+def test_fixed_cost_table_and_projection(tmp_path):
+    """The fixed-cost table from stage timings as the stages write them, and the whole-zoo projection."""
+    import json
+
+    h = _harness()
+    (tmp_path / ".genzoo/timings").mkdir(parents=True)
+    (tmp_path / "plots/train").mkdir(parents=True)
+    stages = {"prepare": (10, 5), "tune@vae": (40, 20), "train@vae": (50, 30), "evaluate@vae": (20, 10),
+              "promote@vae": (5, 0), "train@dcgan": (60, 40), "evaluate@dcgan": (15, 8), "promote@dcgan": (5, 0),
+              "report": (5, 0)}
+    for i, (stage, (wall, work)) in enumerate(stages.items()):
+        (tmp_path / ".genzoo/timings" / f"{stage}.json").write_text(
+            json.dumps({"stage": stage, "wall_s": wall, "work_s": work, "finished": i}))
+    (tmp_path / "plots/train/dcgan.csv").write_text("epoch,epoch_time_s,images_per_s\n1,20,500\n2,20,500\n")
+    fc = h.fixed_cost_table(tmp_path, 220.0, {"dcgan": 1000.0})
+    assert list(fc["stages"])[:2] == ["prepare", "tune@vae"], "in the order the stages ran"
+    assert fc["stages"]["train@dcgan"] == {"wall_s": 60, "work_s": 40, "fixed_s": 20, "plain_s": 20.0}
+    assert fc["stages"]["dvc"] == {"wall_s": 10.0, "work_s": 0.0, "fixed_s": 10.0} and fc["shared_s"] == 25
+    assert fc["families"]["vae"] == {"wall_s": 115, "fixed_s": 55, "tuned": True}
+    assert fc["families"]["dcgan"] == {"wall_s": 80, "fixed_s": 32, "tuned": False}
+    assert math.isclose(fc["fixed_share"], (220 - 113) / 220)
+    p = h.projection(fc, zoo_models=4)
+    assert p["missing"] == 2 and p["total_s"] == 220 + 2 * 80 and math.isclose(p["fixed_share"], (107 + 64) / 380)
+    text = h.fixed_cost_markdown({"total_s": 220, "fixed_cost": fc})
+    assert "| train@dcgan | 60 | 40 | 20 | 33% | 20 | 3.0x |" in text and "| vae | 115 | 55 | yes |" in text

@@ -116,10 +116,12 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     )
     t0 = time.perf_counter()
     grid = tuner.fit()
-    trials = []
+    trials, trial_time_s = [], 0.0
     for result in grid:
         history = result.metrics_dataframe
         values = [] if history is None or metric not in history else [float(v) for v in history[metric].dropna()]
+        if history is not None and "epoch_time_s" in history:
+            trial_time_s += float(history["epoch_time_s"].sum())
         trials.append({
             "trial_id": result.metrics.get("trial_id") if result.metrics else None,
             "config": {k: result.config[k] for k in spec.space},
@@ -144,7 +146,9 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     return {"model": name, "tuned": True, "metric": metric, "mode": "min", "best_config": best["config"],
             "best_metric": best[metric], "trial_epochs": trial_epochs, "max_epochs": spec.max_epochs,
             "epoch_images": settings.epoch_images,  # None: each trial epoch is the whole train split
-            "sweep_run_id": sweep_run, "wall_time_s": time.perf_counter() - t0, "trials": trials}
+            "sweep_run_id": sweep_run, "wall_time_s": time.perf_counter() - t0, "trials": trials,
+            # trials' training epochs, divided by how many ran at once (the stage's own work; not written)
+            "work_s": trial_time_s / concurrency}
 
 
 def _close_trial_runs(tracker, sweep_run: str, trials: list[dict], max_epochs: int) -> None:
