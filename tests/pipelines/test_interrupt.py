@@ -30,20 +30,29 @@ def _registered_checkpoints(repo: Path) -> list:
     return []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_interrupted_repro_resumes_from_the_last_checkpoint(tmp_path, sig):
-    repo = make_repo(tmp_path / "repo", SLOW_VAE)
-    before = ray_processes()
+def _start(repo: Path) -> subprocess.Popen:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(repo))
     env.pop("VIRTUAL_ENV", None)
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@vae"], cwd=repo, env=env,
+    return subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@vae"], cwd=repo, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _newest(repo: Path) -> int:
+    return max((r["metrics"]["epoch"] for r in _registered_checkpoints(repo)), default=0)
+
+
+def _kill_after_a_new_checkpoint(repo: Path, sig: signal.Signals) -> int:
+    """Run `dvc repro train@vae` until Ray registered a checkpoint newer than any before, then send `sig`
+    to the whole process group (dvc, the stage, Ray's driver); returns the newest registered epoch."""
+    after_epoch = _newest(repo)
+    proc = _start(repo)
+    newest = lambda: _newest(repo)  # noqa: E731
     deadline = time.time() + 600
-    while not _registered_checkpoints(repo) and time.time() < deadline and proc.poll() is None:
+    while newest() <= after_epoch and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert _registered_checkpoints(repo), "training never registered a checkpoint"
-    registered = [r["metrics"]["epoch"] for r in _registered_checkpoints(repo)]
-    os.killpg(proc.pid, sig)  # the whole process group: dvc, the stage, Ray's driver
+    epoch = newest()
+    assert epoch > after_epoch, f"training never registered a checkpoint after epoch {after_epoch}"
+    os.killpg(proc.pid, sig)
     try:
         proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
@@ -51,16 +60,29 @@ def test_interrupted_repro_resumes_from_the_last_checkpoint(tmp_path, sig):
         proc.wait()
     if sig == signal.SIGINT:
         assert proc.returncode != 0
-    assert not (repo / "models/vae/model.pt").exists(), "no output from the interrupted run"
-    left = leftover_ray_processes(before)
-    assert not left, f"the interrupted stage left Ray processes behind: {left}"
+    return epoch
+
+
+def test_interrupted_repro_resumes_from_the_last_checkpoint(tmp_path):
+    """One repo: SIGINT after a checkpoint, rerun and SIGKILL after a later one, rerun to the end."""
+    repo = make_repo(tmp_path / "repo", SLOW_VAE)
+    before = ray_processes()
+    killed_at = []
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        killed_at.append(_kill_after_a_new_checkpoint(repo, sig))
+        assert not (repo / "models/vae/model.pt").exists(), f"no output from the run stopped by {sig.name}"
+        left = leftover_ray_processes(before)
+        assert not left, f"the run stopped by {sig.name} left Ray processes behind: {left}"
 
     t0 = time.time()
     out = run([sys.executable, "-m", "dvc", "repro", "train@vae"], repo)
     assert "Running stage 'train@vae'" in out
     info = json.loads((repo / "models/vae/run.json").read_text())
     assert info["epochs"] == 8 and info["steps"] == 8 * (4096 // (32 * 2))
-    assert info["resumed_from"] and info["resumed_from"][0]["epoch"] >= 1, "resumed, not restarted from step 0"
+    resumed = [r["epoch"] for r in info["resumed_from"]]
+    # each run resumed from a checkpoint at or after the epoch registered before the previous kill (Ray may
+    # register one more between the wait and the signal), never from step 0
+    assert len(resumed) == 2 and resumed[0] >= killed_at[0] and resumed[1] >= killed_at[1] > resumed[0], info
     assert not leftover_ray_processes(before)
-    print(f"\n{sig.name}: killed with epochs {registered} registered; the rerun resumed at epoch "
-          f"{info['resumed_from'][0]['epoch']} and finished all 8 in {time.time() - t0:.0f} s")
+    print(f"\nSIGINT after epoch {killed_at[0]}, SIGKILL after epoch {killed_at[1]}; the runs resumed at epochs "
+          f"{resumed} and finished all 8 in {time.time() - t0:.0f} s")

@@ -2,6 +2,7 @@
 artifact store) given by MLFLOW_TRACKING_URI; an unreachable server fails fast with a clear message."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def server(tmp_path):
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "store"),
          "--workers", "1"],
+        # no job-execution consumers: 7 huey processes polling at ~15 % CPU each would starve 2 cores
+        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
