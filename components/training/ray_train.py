@@ -89,6 +89,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
     env = {"env_vars": env_vars}
     if not address:
         address, auth = ray_session.ensure(max(os.cpu_count() or 1, num_cpus or 1))
+        # Ray's State API client (e.g. Ray Train's placement-group cleaner) finds its cluster by RAY_ADDRESS,
+        # else by /tmp/ray/ray_current_cluster, which names whatever `ray start` ran last on this machine.
+        env_vars["RAY_ADDRESS"] = address
         ray_session.use_auth(auth)
         with ray_session.loopback():
             ray.init(address=address, runtime_env=env, log_to_driver=True)
@@ -97,21 +100,15 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
 
 
 def _worker(job_dict: dict) -> None:
+    """A Ray Train worker: rank and device from Ray Train, resume from its latest checkpoint, report each
+    epoch (with a checkpoint when one is due) through `ray.train.report`."""
     import ray.train
     import ray.train.torch
-
-    from components.data import ShardStream, load_spec
-    from components.models import build
-    from components.training.loop import LoopConfig, NonFiniteLossError, prepare_model, train
 
     job = TrainJob(**job_dict)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(job.cpus_per_worker)
     device = ray.train.torch.get_device()
-    spec = load_spec(Path(job.data_dir), verify=False)  # the stream verifies the shards it reads
-    torch.manual_seed(job.seed)
-    model = prepare_model(build(job.model, job.model_config, spec), device, job.channels_last, job.compile)
     state = None
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
@@ -120,6 +117,47 @@ def _worker(job_dict: dict) -> None:
                 state = torch.load(Path(d) / STATE_FILE, map_location=device, weights_only=True)
     if state is not None and rank == 0:
         print(f"[{job.model}] resuming from checkpoint: epoch {state['epoch']}, step {state['step']}", flush=True)
+
+    def report(metrics: dict, snapshot) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = None
+            if snapshot is not None and rank == 0:
+                tmp = Path(d) / (STATE_FILE + ".tmp")
+                torch.save(snapshot(), tmp)
+                os.replace(tmp, Path(d) / STATE_FILE)  # atomic: a checkpoint is whole or absent
+                checkpoint = ray.train.Checkpoint.from_directory(d)
+            ray.train.report(dict(metrics), checkpoint=checkpoint)
+
+    from components.training.loop import NonFiniteLossError
+
+    try:
+        _run_loop(job, rank, world, device, state, report)
+    except NonFiniteLossError as err:
+        with tempfile.TemporaryDirectory() as d:
+            if rank == 0:
+                (Path(d) / ERROR_FILE).write_text(json.dumps({"error": str(err)}))
+            ray.train.report({"genzoo_error": str(err)}, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+def run_in_process(job: TrainJob, report) -> None:
+    """The same loop in this process, as a single worker (world size 1, no Ray Train run, no checkpoints):
+    a one-worker Tune trial runs its training in its own actor this way, instead of starting a Train
+    controller and a worker process. `report(metrics)` is called after every epoch; a non-finite loss raises."""
+    cuda = torch.cuda.is_available() and job.use_gpu != "no"
+    _run_loop(job, 0, 1, torch.device("cuda" if cuda else "cpu"), None, lambda metrics, _snapshot: report(metrics))
+
+
+def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state: dict | None, report) -> None:
+    """Build the model and data stream of one rank and train; `report(metrics, snapshot)` ends each epoch
+    (`snapshot` builds the checkpoint state when one is due, else None)."""
+    from components.data import ShardStream, load_spec
+    from components.models import build
+    from components.training.loop import LoopConfig, prepare_model, train
+
+    torch.set_num_threads(job.cpus_per_worker)
+    spec = load_spec(Path(job.data_dir), verify=False)  # the stream verifies the shards it reads
+    torch.manual_seed(job.seed)
+    model = prepare_model(build(job.model, job.model_config, spec), device, job.channels_last, job.compile)
     stream = ShardStream(Path(job.data_dir), spec, "train", job.batch_size, rank, world, job.seed,
                          epoch_images=job.epoch_images)
     tracker = None
@@ -128,7 +166,7 @@ def _worker(job_dict: dict) -> None:
 
         tracker = Tracker(job.tracking["uri"], job.tracking["experiment"])
     _record_placement(job, rank, world, tracker)
-    callbacks = _Callbacks(job, rank, tracker)
+    callbacks = _Callbacks(job, rank, tracker, report)
     validate = None
     if job.validate is not None and rank == 0:
         from components.evaluation.validation import make_validator
@@ -139,13 +177,7 @@ def _worker(job_dict: dict) -> None:
                           config={"model": job.model, "model_config": job.model_config, "seed": job.seed},
                           precision=job.precision, channels_last=job.channels_last,
                           validate=validate)
-    try:
-        train(model, stream.epoch, loop_cfg, callbacks, state)
-    except NonFiniteLossError as err:
-        with tempfile.TemporaryDirectory() as d:
-            if rank == 0:
-                (Path(d) / ERROR_FILE).write_text(json.dumps({"error": str(err)}))
-            ray.train.report({"genzoo_error": str(err)}, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+    train(model, stream.epoch, loop_cfg, callbacks, state)
 
 
 def _record_placement(job: TrainJob, rank: int, world: int, tracker) -> None:
@@ -164,29 +196,20 @@ def _record_placement(job: TrainJob, rank: int, world: int, tracker) -> None:
 
 
 class _Callbacks:
-    def __init__(self, job: TrainJob, rank: int, tracker):
-        self.job, self.rank, self.tracker = job, rank, tracker
+    def __init__(self, job: TrainJob, rank: int, tracker, report):
+        self.job, self.rank, self.tracker, self.report = job, rank, tracker, report
 
     def on_progress(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         txt = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         print(f"[{self.job.model}] epoch {epoch + 1}/{self.job.epochs} step {step} {txt}", flush=True)
 
     def on_epoch_end(self, epoch, metrics, history, state) -> None:
-        import ray.train
-
-        with tempfile.TemporaryDirectory() as d:
-            checkpoint = None
-            if state is not None and self.rank == 0:
-                tmp = Path(d) / (STATE_FILE + ".tmp")
-                torch.save(state(), tmp)
-                os.replace(tmp, Path(d) / STATE_FILE)  # atomic: a checkpoint is whole or absent
-                checkpoint = ray.train.Checkpoint.from_directory(d)
-            ray.train.report(dict(metrics), checkpoint=checkpoint)
-        if self.rank == 0:
+        if self.rank == 0:  # before the report: Tune may end a trial as soon as it has its last one
             txt = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step"))
             print(f"[{self.job.model}] epoch {epoch + 1}/{self.job.epochs} done: {txt}", flush=True)
             if self.tracker is not None:
                 self.tracker.log_history(self.job.tracking["run_id"], history)
+        self.report(metrics, state)
         fault = self.job.fault
         if fault and self.rank == fault["rank"] and epoch + 1 == fault["epoch"] and not Path(fault["marker"]).exists():
             _await_registered_checkpoint(self.job, epoch + 1)
@@ -212,7 +235,7 @@ def _await_registered_checkpoint(job: TrainJob, epoch: int, timeout_s: float = 1
         time.sleep(0.2)
 
 
-def _use_gpu(setting: str) -> bool:
+def uses_gpu(setting: str) -> bool:
     import ray
 
     if setting == "auto":
@@ -228,20 +251,16 @@ def _trainer_class(tune_trial: bool):
     - the placement-group cleaner (a detached actor that polls the State API, and whose stop waits up to
       12 s) removes the worker group's placement group when the controller dies abruptly. Placement groups
       are scoped to the job, so for a stage's run the job's end removes them anyway; a Tune trial's
-      controller dies while the sweep's job lives on, so trials keep a cleaner, with short timeouts."""
+      controller dies while the sweep's job lives on, so trials of several workers keep theirs (one-worker
+      trials run in their Tune actor and start no Ray Train run at all, see tuning/ray_tune.py)."""
     from ray.train.torch import TorchTrainer
     from ray.train.v2._internal.callbacks import DatasetsCallback
     from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
 
     class GenZooTrainer(TorchTrainer):
         def _create_default_callbacks(self):
-            out = []
-            for cb in super()._create_default_callbacks():
-                if isinstance(cb, PlacementGroupCleanerCallback) and tune_trial:
-                    out.append(PlacementGroupCleanerCallback(check_interval_s=0.5, get_actor_timeout_s=2.0))
-                elif not isinstance(cb, DatasetsCallback | PlacementGroupCleanerCallback):
-                    out.append(cb)
-            return out
+            drop = DatasetsCallback if tune_trial else DatasetsCallback | PlacementGroupCleanerCallback
+            return [cb for cb in super()._create_default_callbacks() if not isinstance(cb, drop)]
 
     return GenZooTrainer
 
@@ -251,7 +270,7 @@ def make_trainer(job: TrainJob, callbacks: list | None = None):
     import ray.train
     from ray.train.torch import TorchConfig
 
-    gpu = _use_gpu(job.use_gpu)
+    gpu = uses_gpu(job.use_gpu)
     resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if gpu else {})}
     return _trainer_class(tune_trial=bool(callbacks))(
         _worker,
@@ -293,7 +312,7 @@ def _missing_resources(job: TrainJob) -> str | None:
     import ray
 
     try:
-        gpu = _use_gpu(job.use_gpu)
+        gpu = uses_gpu(job.use_gpu)
         have = ray.cluster_resources()
     except Exception:  # noqa: BLE001 - the cluster itself is gone: report Ray's own error instead
         return None

@@ -1,8 +1,11 @@
-"""The Ray Tune runner: every trial is a distributed Ray Train run of the same training code.
+"""The Ray Tune runner: every trial runs the same training code as `train@<model>`.
 
-A trial is a function trainable (it only waits, so it reserves memory but no CPU) that starts a TorchTrainer
-with `TuneReportCallback`, which forwards rank 0's per-epoch reports, including the validation
-objective, to Tune. ASHA (Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning")
+A trial is a function trainable. With `tune.workers_per_trial` > 1 it starts a TorchTrainer (a distributed
+Ray Train run) with `TuneReportCallback`, which forwards rank 0's per-epoch reports, including the
+validation objective, to Tune; the trial itself only waits, so it reserves memory but no CPU. With one
+worker per trial (the default on a laptop) the trial runs the loop in its own actor (`run_in_process`)
+and reports to Tune directly: the same loop and objective without a Train controller and worker process
+to start per trial, which on 2 cores cost ~35 s a trial for a few seconds of training. ASHA (Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning")
 stops poor trials at its rungs; Optuna's TPE sampler (Akiba et al. 2019) proposes configurations.
 Every trial is an MLflow run nested under one sweep run. Works unchanged against a cluster
 (`RAY_ADDRESS`): trial drivers and Train workers are scheduled by Ray.
@@ -43,7 +46,7 @@ def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from components.tracking import Tracker
-    from components.training.ray_train import make_trainer
+    from components.training.ray_train import make_trainer, run_in_process
 
     trial_id = tune.get_context().get_trial_id()
     base = TrainJob(**job)
@@ -54,8 +57,26 @@ def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
                                parent_run_id=sweep_run_id)
     trial_job = replace(base, model_config=model_config, run_name=f"{base.run_name}-{trial_id}",
                         tracking={**base.tracking, "run_id": run_id})
-    make_trainer(trial_job, callbacks=[TuneReportCallback()]).fit()
+    try:
+        if trial_job.workers == 1:  # the loop in this actor: no Train controller and worker processes to start
+            run_in_process(trial_job, tune.report)
+        else:
+            make_trainer(trial_job, callbacks=[TuneReportCallback()]).fit()
+    except Exception as err:
+        tracker.end_run(run_id, failed=True, reason=str(err))
+        raise
     tracker.end_run(run_id)
+
+
+def trial_resources(job: TrainJob) -> dict:
+    """What a trial's actor reserves. A one-worker trial trains in the actor itself: one worker's CPUs
+    (and GPU). A trial of several workers only waits on its Ray Train run: no CPU (a fraction would starve
+    the workers on a 2-core box), but Tune needs a non-empty bundle, so a little memory instead."""
+    if job.workers == 1:
+        from components.training.ray_train import uses_gpu
+
+        return {"CPU": job.cpus_per_worker, **({"GPU": 1} if uses_gpu(job.use_gpu) else {})}
+    return {"CPU": 0, "memory": TRIAL_DRIVER_MEMORY}
 
 
 def effective_concurrency(settings: TuneSettings, cpus_per_worker: int) -> int:
@@ -99,9 +120,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
                   run_name=sweep_name, max_failures=0, epoch_images=settings.epoch_images)
     trainable = tune.with_parameters(_trial, job=asdict(job), sweep_run_id=sweep_run)
     tuner = tune.Tuner(
-        # The trial driver only waits on its Train run: no CPU (a fraction would starve the workers on a
-        # 2-core box), but Tune needs a non-empty bundle, so it reserves a little memory instead.
-        tune.with_resources(trainable, {"CPU": 0, "memory": TRIAL_DRIVER_MEMORY}),
+        tune.with_resources(trainable, trial_resources(job)),
         param_space=grid_space(spec) if exhaustive else ray_space(spec),
         tune_config=tune.TuneConfig(
             metric=metric, mode="min", num_samples=1 if exhaustive else spec.num_samples,

@@ -16,13 +16,16 @@ STEPS_PER_EPOCH = 512 // (64 * 2)  # tiny n_train / (batch_size * workers)
 
 @pytest.fixture(scope="module")
 def trained(tiny_project, tmp_path_factory, ray_local):
-    """One 2-worker VAE run shared by the tests below (training costs ~1 min on 2 cores)."""
+    """One 2-worker VAE run shared by the tests below: 3 epochs, and rank 1's process dies once after
+    epoch 2 (once Ray has registered that checkpoint), so one run covers the data split, logging,
+    export and the restart from a checkpoint."""
     import shutil
 
     root = tmp_path_factory.mktemp("trained")
     shutil.copytree(tiny_project / "datasets", root / "datasets")
-    params = load_config(write_params(root))
-    outcome = run_training(params, "vae")
+    params = load_config(write_params(root, {"models": {"vae": {"epochs": 3}}}))
+    marker = root / "crashed"
+    outcome = run_training(params, "vae", fault={"rank": 1, "epoch": 2, "marker": str(marker)})
     from components.models.io import export_model
 
     model_file = export_model(root / "models/vae/model.pt", "vae", outcome.model)
@@ -32,11 +35,20 @@ def trained(tiny_project, tmp_path_factory, ray_local):
 
 def test_two_workers_split_the_data_and_finish(trained):
     _, outcome, _ = trained
-    assert outcome.state["epoch"] == 2
-    assert outcome.state["step"] == 2 * STEPS_PER_EPOCH, "each step consumed one batch per worker"
-    assert [h["epoch"] for h in outcome.state["history"]] == [1, 2]
+    assert outcome.state["epoch"] == 3
+    assert outcome.state["step"] == 3 * STEPS_PER_EPOCH, "each step consumed one batch per worker"
+    assert [h["epoch"] for h in outcome.state["history"]] == [1, 2, 3]
     assert outcome.state["history"][-1]["neg_elbo"] < outcome.state["history"][0]["neg_elbo"]
-    assert outcome.state["resumes"] == []
+
+
+def test_crashed_worker_resumes_from_checkpoint_step(trained):
+    params, outcome, _ = trained
+    assert (params.root / "crashed").read_text().startswith("killed after epoch 2")
+    # Rank 1 dies once Ray has registered epoch 2's checkpoint: the restarted group resumes there.
+    (resume,) = outcome.state["resumes"]
+    assert (resume["epoch"], resume["step"]) == (2, 2 * STEPS_PER_EPOCH), resume
+    steps = [s for s, _ in Tracker(outcome.tracking_uri, "genzoo").metric_history(outcome.run_id, "neg_elbo")]
+    assert steps == [1, 2, 3], "no duplicated or missing epochs in MLflow after the restart"
 
 
 def test_mlflow_run_has_params_metrics_and_artifacts(trained):
@@ -50,7 +62,7 @@ def test_mlflow_run_has_params_metrics_and_artifacts(trained):
     assert run.data.params["dataset.manifest_sha256"] == outcome.spec.manifest_sha256
     assert run.data.tags["genzoo.dataset_sha256"] == outcome.spec.manifest_sha256
     steps = [s for s, _ in tracker.metric_history(outcome.run_id, "neg_elbo")]
-    assert steps == [1, 2], "one point per epoch, logged by rank 0 only"
+    assert steps == [1, 2, 3], "one point per epoch, logged by rank 0 only"
     artifacts = tracker.list_artifacts(outcome.run_id)
     assert "resolved_config.json" in artifacts
     experiment = tracker.client.get_experiment_by_name("genzoo")
@@ -66,20 +78,6 @@ def test_logged_model_reloads_and_samples_without_training(trained):
     assert loaded.unwrap_python_model().family == "vae"
     expected = outcome.model.sample(6, generator=torch.Generator().manual_seed(1)).numpy()
     assert abs(images - expected).max() < 1e-5
-
-
-def test_crashed_worker_resumes_from_checkpoint_step(project, ray_local):
-    params = load_config(write_params(project, {"models": {"vae": {"epochs": 3}}}))
-    marker = project / "crashed"
-    outcome = run_training(params, "vae", fault={"rank": 1, "epoch": 2, "marker": str(marker)})
-    assert marker.read_text().startswith("killed after epoch 2")
-    # Rank 1 dies once Ray has registered epoch 2's checkpoint: the restarted group resumes there.
-    (resume,) = outcome.state["resumes"]
-    assert (resume["epoch"], resume["step"]) == (2, 2 * STEPS_PER_EPOCH), resume
-    assert outcome.state["step"] == 3 * STEPS_PER_EPOCH
-    assert [h["epoch"] for h in outcome.state["history"]] == [1, 2, 3]
-    steps = [s for s, _ in Tracker(outcome.tracking_uri, "genzoo").metric_history(outcome.run_id, "neg_elbo")]
-    assert steps == [1, 2, 3], "no duplicated or missing epochs in MLflow after the restart"
 
 
 def test_non_finite_loss_stops_the_run_and_marks_it_failed(project, ray_local):
