@@ -184,7 +184,9 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
         metrics.update(epoch=epoch + 1, step=step, epoch_time_s=elapsed,
                        images_per_s=images * cfg.world_size / max(elapsed, 1e-9))
         if cfg.validate is not None and cfg.rank == 0:
+            t_val = time.perf_counter()
             metrics.update(cfg.validate(model))  # e.g. the tuning objective
+            metrics["validate_time_s"] = time.perf_counter() - t_val
             model.train()
         history.append(metrics)
         due = (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs

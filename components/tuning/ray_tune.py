@@ -139,8 +139,9 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     for result in grid:
         history = result.metrics_dataframe
         values = [] if history is None or metric not in history else [float(v) for v in history[metric].dropna()]
-        if history is not None and "epoch_time_s" in history:
-            trial_time_s += float(history["epoch_time_s"].sum())
+        for column in ("epoch_time_s", "validate_time_s"):  # training and the objective: the trial's work
+            if history is not None and column in history:
+                trial_time_s += float(history[column].sum())
         trials.append({
             "trial_id": result.metrics.get("trial_id") if result.metrics else None,
             "config": {k: result.config[k] for k in spec.space},
@@ -166,7 +167,8 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
             "best_metric": best[metric], "trial_epochs": trial_epochs, "max_epochs": spec.max_epochs,
             "epoch_images": settings.epoch_images,  # None: each trial epoch is the whole train split
             "sweep_run_id": sweep_run, "wall_time_s": time.perf_counter() - t0, "trials": trials,
-            # trials' training epochs, divided by how many ran at once (the stage's own work; not written)
+            # trials' training epochs and objectives, divided by how many ran at once (the stage's own work;
+            # not written to tuned/<model>.json)
             "work_s": trial_time_s / concurrency}
 
 

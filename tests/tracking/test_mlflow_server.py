@@ -65,6 +65,12 @@ def test_train_tune_promote_against_a_server(project, server, monkeypatch, ray_l
     featurize(params, project / "features", log=lambda *_: None)
     sweep = tune_model(params, "vae")
     assert sweep["tuned"] and len(sweep["trials"]) == 1
+    # a one-worker trial trains in its Tune actor and logs to its nested run like a Ray Train run would
+    server_tracker = Tracker(uri, "genzoo")
+    (trial,) = server_tracker.client.search_runs([server_tracker.experiment_id],
+                                                 f"tags.mlflow.parentRunId = '{sweep['sweep_run_id']}'")
+    assert trial.info.status == "FINISHED" and trial.data.tags["genzoo.workers"] == "1"
+    assert "val_neg_elbo" in trial.data.metrics
     (project / "tuned").mkdir()
     (project / "tuned/vae.json").write_text(json.dumps(sweep))
 
