@@ -49,14 +49,15 @@ def test_fixed_cost_table_and_projection(tmp_path):
         (tmp_path / ".genzoo/timings" / f"{stage}.json").write_text(
             json.dumps({"stage": stage, "wall_s": wall, "work_s": work, "finished": i}))
     (tmp_path / "plots/train/dcgan.csv").write_text("epoch,epoch_time_s,images_per_s\n1,20,500\n2,20,500\n")
-    fc = h.fixed_cost_table(tmp_path, 220.0, {"dcgan": 1000.0})
+    fc = h.fixed_cost_table(tmp_path, 219.0, {"dcgan": 1000.0})  # 9 s of dvc: 1 s per stage
     assert list(fc["stages"])[:2] == ["prepare", "tune@vae"], "in the order the stages ran"
     assert fc["stages"]["train@dcgan"] == {"wall_s": 60, "work_s": 40, "fixed_s": 20, "plain_s": 20.0}
-    assert fc["stages"]["dvc"] == {"wall_s": 10.0, "work_s": 0.0, "fixed_s": 10.0} and fc["shared_s"] == 25
-    assert fc["families"]["vae"] == {"wall_s": 115, "fixed_s": 55, "tuned": True}
-    assert fc["families"]["dcgan"] == {"wall_s": 80, "fixed_s": 32, "tuned": False}
-    assert math.isclose(fc["fixed_share"], (220 - 113) / 220)
+    assert fc["stages"]["dvc"] == {"wall_s": 9.0, "work_s": 0.0, "fixed_s": 9.0} and fc["shared_s"] == 17
+    assert fc["families"]["vae"] == {"wall_s": 119, "fixed_s": 59, "tuned": True}
+    assert fc["families"]["dcgan"] == {"wall_s": 83, "fixed_s": 35, "tuned": False}
+    assert fc["shared_s"] + sum(f["wall_s"] for f in fc["families"].values()) == 219
+    assert math.isclose(fc["fixed_share"], (219 - 113) / 219)
     p = h.projection(fc, zoo_models=4)
-    assert p["missing"] == 2 and p["total_s"] == 220 + 2 * 80 and math.isclose(p["fixed_share"], (107 + 64) / 380)
-    text = h.fixed_cost_markdown({"total_s": 220, "fixed_cost": fc})
-    assert "| train@dcgan | 60 | 40 | 20 | 33% | 20 | 3.0x |" in text and "| vae | 115 | 55 | yes |" in text
+    assert p["missing"] == 2 and p["total_s"] == 219 + 2 * 83 and math.isclose(p["fixed_share"], (106 + 70) / 385)
+    text = h.fixed_cost_markdown({"total_s": 219, "fixed_cost": fc})
+    assert "| train@dcgan | 60 | 40 | 20 | 33% | 20 | 3.0x |" in text and "| vae | 119 | 59 | yes |" in text
