@@ -46,6 +46,7 @@ def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from components.tracking import Tracker
+    from components.training.loop import NonFiniteLossError
     from components.training.ray_train import make_trainer, run_in_process
 
     trial_id = tune.get_context().get_trial_id()
@@ -57,14 +58,14 @@ def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
                                parent_run_id=sweep_run_id)
     trial_job = replace(base, model_config=model_config, run_name=f"{base.run_name}-{trial_id}",
                         tracking={**base.tracking, "run_id": run_id})
-    try:
-        if trial_job.workers == 1:  # the loop in this actor: no Train controller and worker processes to start
+    if trial_job.workers == 1:  # the loop in this actor: no Train controller and worker processes to start
+        try:
             run_in_process(trial_job, tune.report)
-        else:
-            make_trainer(trial_job, callbacks=[TuneReportCallback()]).fit()
-    except Exception as err:
-        tracker.end_run(run_id, failed=True, reason=str(err))
-        raise
+        except NonFiniteLossError as err:  # a diverged trial; Tune's own stops are closed by _close_trial_runs
+            tracker.end_run(run_id, failed=True, reason=str(err))
+            raise
+    else:
+        make_trainer(trial_job, callbacks=[TuneReportCallback()]).fit()
     tracker.end_run(run_id)
 
 
