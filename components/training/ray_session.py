@@ -44,6 +44,11 @@ POLL_S = 0.5
 def session_dir() -> Path:
     d = Path(tempfile.gettempdir()) / f"genzoo-ray-{os.getuid()}"
     d.mkdir(mode=0o700, exist_ok=True)
+    st = d.lstat()
+    if st.st_uid != os.getuid() or not d.is_dir() or d.is_symlink():
+        raise TrainingError(f"{d}: not a directory of this user; remove it (it holds GenZoo's Ray session tokens)")
+    if st.st_mode & 0o077:
+        d.chmod(0o700)
     return d
 
 
