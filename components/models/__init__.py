@@ -1,16 +1,25 @@
-"""Model registry: the name used in params.yaml (models.<name>) -> its family (config class, module)."""
+"""Model registry: the name used in params.yaml (models.<name>) -> its family (config, module, capabilities).
 
-from components.models import dcgan, vae, wgan
-from components.models.base import Family, GenerativeModel, ModelConfig, Phase
+Adding a family: its own file (config, model, FAMILY), one line here, its params.yaml sections, its test.
+No family file imports another (shared parts live in base, layers, losses and common), so a family's DVC
+stages depend on its own file only (dvc.yaml) and this registry is deliberately not a stage dependency.
+"""
+
+from components.models import cgan, cvae, dcgan, infogan, sngan, vae, wgan, wgan_gp
+from components.models.base import Capabilities, Family, GenerativeModel, ModelConfig, Phase
 
 MODELS: dict[str, Family] = {
     "vae": vae.FAMILY,
     "dcgan": dcgan.FAMILY,
-    "wgan": wgan.WGAN_FAMILY,
-    "wgan_gp": wgan.WGAN_GP_FAMILY,
+    "wgan": wgan.FAMILY,
+    "wgan_gp": wgan_gp.FAMILY,
+    "cvae": cvae.FAMILY,
+    "cgan": cgan.FAMILY,
+    "infogan": infogan.FAMILY,
+    "sngan": sngan.FAMILY,
 }
 
-__all__ = ["MODELS", "Family", "GenerativeModel", "ModelConfig", "Phase", "build"]
+__all__ = ["MODELS", "Capabilities", "Family", "GenerativeModel", "ModelConfig", "Phase", "build"]
 
 
 def build(name: str, config, spec) -> GenerativeModel:

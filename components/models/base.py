@@ -1,10 +1,17 @@
-"""The contract every model family implements, and the training phase the loop runs.
+"""The contract every model family keeps, the capabilities it may declare, and the training phase.
 
-A model is an `nn.Module` built by `Family.build(config, dataset_spec)`. It exposes:
+A model is an `nn.Module` built by `Family.build(config, dataset_spec)`. Every model implements
     optimizers()                    {name: torch optimizer} over its own parameters
-    phases()                        [Phase, ...] run in order once per training step
+    phases(optimizers)              [Phase, ...] run in order once per training step
     sample(n, labels, generator)    images (n, C, H, W) in the data range [0, 1]
-    log_likelihood(x)               per-image lower bound in nats, for families that have one
+Everything else is opt-in and declared in `Capabilities`; evaluation, tuning, the registry and the CLI
+act on what a model declares, never on `hasattr`:
+    labels       sample(n, labels=y) honours class labels y (n,) (conditional models)
+    latent       latent(n, generator) and decode_latent(z, labels): interpolations
+    encoder      encode(x, labels) -> (mu, logvar): reconstructions and latent traversals
+    likelihood   log_likelihood(x, labels, n_samples) per image in nats: "bound" (ELBO/IWAE) or "exact"
+    codes        structured codes (InfoGAN): code_traversal(...) and predict_codes(x)
+    translation  translate(x, direction) between two domains
 Models receive images in [0, 1] (see `components.data.to_float`) and rescale internally if they need to.
 """
 
@@ -12,11 +19,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from components.data.shards import DatasetSpec
@@ -26,9 +33,35 @@ LossFn = Callable[[Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 class ModelConfig(BaseModel):
-    """Base of every model family's config: rejects unknown keys; training budget shared by all."""
+    """Base of every model family's config: rejects unknown keys; the training budget every family has."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(64, ge=1)  # per-worker batch
+    epochs: int = Field(10, ge=1)  # passes over the training split
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family can do beyond sampling (see the module docstring for the methods each implies)."""
+
+    labels: bool = False
+    latent: bool = False
+    encoder: bool = False
+    likelihood: Literal["bound", "exact"] | None = None
+    likelihood_given_labels: bool = False  # the likelihood is log p(x | y), evaluated with the true labels
+    codes: bool = False
+    translation: bool = False
+
+    def likelihood_metrics(self) -> dict[str, str]:
+        """Metric keys for this likelihood, named for what they are: a bound is never reported as an NLL,
+        an exact NLL never as an ELBO; `_given_y` marks a conditional likelihood."""
+        if self.likelihood is None:
+            return {}
+        y = "_given_y" if self.likelihood_given_labels else ""
+        if self.likelihood == "exact":
+            return {"single": f"test_nll{y}_nats"}
+        return {"single": f"test_elbo{y}_nats", "importance": f"test_iwae{y}_nats"}
 
 
 @dataclass
@@ -41,7 +74,7 @@ class Phase:
     parameters: the parameters this phase updates (their gradients are averaged across DDP ranks)
     repeat:     times the phase runs per step, each on a fresh batch (WGAN critic: n_critic)
     uses_batch: False: reuse the step's last batch instead of drawing one (a generator needs its size only)
-    after_step: called after each optimizer step (WGAN weight clipping)
+    after_step: called after each optimizer step (WGAN weight clipping, EMA of generator weights)
     """
 
     name: str
@@ -56,6 +89,8 @@ class Phase:
 class GenerativeModel(nn.Module, abc.ABC):
     """Common base: keeps the config and dataset spec, and defines the interface the loop relies on."""
 
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
     def __init__(self, config: ModelConfig, spec: DatasetSpec):
         super().__init__()
         self.config, self.spec = config, spec
@@ -69,26 +104,35 @@ class GenerativeModel(nn.Module, abc.ABC):
         """The phases of one training step, in order."""
 
     @abc.abstractmethod
-    def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw n latent codes from the prior (for samples and interpolations)."""
+    def sample(self, n: int, labels: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images in [0, 1]; `labels` (n,) for families that declare `labels` (else must be None)."""
 
-    @abc.abstractmethod
-    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] for latent codes z (B, latent_dim) -> (B, C, H, W)."""
+    def check_labels(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor | None:
+        """Validated labels on the model's device: None for unconditional families; for conditional ones the
+        given labels, or labels drawn uniformly over the classes when none are given."""
+        if not self.capabilities.labels:
+            if labels is not None:
+                raise ValueError(f"{type(self).__name__} is not conditional: it takes no labels")
+            return None
+        k = self.spec.num_classes
+        if labels is None:
+            labels = torch.randint(0, k, (n,), generator=generator)
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if labels.shape[0] != n or (labels.numel() and (labels.min() < 0 or labels.max() >= k)):
+            raise ValueError(f"labels: need {n} class indices in [0, {k}) ({', '.join(self.spec.classes)})")
+        return labels.to(self.device)
 
     @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images in [0, 1] from the model (labels are for conditional families; ignored here)."""
+    def sample_latent(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+        """`sample` for families with the `latent` capability: decode_latent(latent(n), labels) in eval mode."""
+        labels = self.check_labels(n, labels, generator)
         was_training = self.training
         self.eval()
         try:
-            return self.decode_latent(self.latent(n, generator)).clamp(0, 1)
+            return self.decode_latent(self.latent(n, generator), labels).clamp(0, 1)
         finally:
             self.train(was_training)
-
-    @property
-    def has_likelihood(self) -> bool:
-        return hasattr(self, "log_likelihood")
 
     @property
     def device(self) -> torch.device:
@@ -97,23 +141,45 @@ class GenerativeModel(nn.Module, abc.ABC):
 
 @dataclass(frozen=True)
 class Family:
-    """A registry entry: the config class, the module class, and a short description."""
+    """A registry entry: the config class, the module class and what the pipeline needs to know of it.
+
+    objective:      the tuning objective a trial reports after each epoch (lower is better)
+    primary_metric: the evaluation metric promotion compares (lower is better)
+    figures:        the figures evaluation draws (names of `components.evaluation.figures` drawers)
+    eval_samples:   cap on generated images for sample metrics (None: evaluate.n_samples); the budget for
+                    families whose sampling is slow
+    """
 
     Config: type[ModelConfig]
     Model: type[GenerativeModel]
     description: str
+    objective: str = ""
+    primary_metric: str = ""
+    figures: tuple[str, ...] = ()
+    eval_samples: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        caps = self.capabilities
+        likelihood = caps.likelihood_metrics()
+        if not self.objective:  # a likelihood model tunes on its validation bound, the others on FID
+            name = likelihood.get("single", "").removeprefix("test_").removesuffix("_nats")
+            object.__setattr__(self, "objective", f"val_neg_{name}" if name.startswith("elbo") else
+                               f"val_{name}" if name else "val_fid")
+        if not self.primary_metric:
+            object.__setattr__(self, "primary_metric", likelihood.get("importance") or likelihood.get("single") or "fid")
+        if not self.figures:
+            figs = ["samples", "nearest_neighbours"]
+            figs += ["interpolation"] if caps.latent else []
+            figs += ["class_grid"] if caps.labels else []
+            figs += ["reconstructions", "traversal"] if caps.encoder else []
+            figs += ["code_traversal"] if caps.codes else []
+            object.__setattr__(self, "figures", tuple(figs))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.Model.capabilities
 
     def build(self, config: ModelConfig | dict[str, Any], spec: DatasetSpec) -> GenerativeModel:
         cfg = config if isinstance(config, self.Config) else self.Config(**dict(config))
         return self.Model(cfg, spec)
-
-
-def init_dcgan_weights(module: nn.Module) -> None:
-    """N(0, 0.02) conv weights, N(1, 0.02) batch-norm scales (Radford et al. 2016, section 4)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)

@@ -101,6 +101,24 @@ def _broadcast_model(model: torch.nn.Module) -> None:
             dist.broadcast(t.data, src=0)
 
 
+def sync_buffers(model: torch.nn.Module, world_size: int) -> None:
+    """Average floating-point buffers (batch-norm running statistics, which each rank accumulates on its own
+    batches) across ranks, so evaluation, checkpoints and every rank see the same model. Parameters need
+    nothing: averaged gradients keep them identical."""
+    if world_size == 1 or not dist.is_initialized():
+        return
+    buffers = [b for b in model.buffers() if b.is_floating_point()]
+    if not buffers:
+        return
+    flat = torch.cat([b.reshape(-1) for b in buffers])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset : offset + b.numel()].view_as(b))
+        offset += b.numel()
+
+
 def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopConfig, callbacks: Callbacks,
           state: dict | None = None) -> list[dict]:
     """Train `model` for cfg.epochs; `batches(epoch)` yields (uint8 images, labels) for this rank.
@@ -174,6 +192,7 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
                 callbacks.on_progress(epoch, step, {k: (sums[k] / counts[k]).item() for k in sums})
         for p in all_params:
             p.requires_grad_(True)
+        sync_buffers(model, cfg.world_size)
         elapsed = time.perf_counter() - t0
         keys = sorted(sums)
         means = torch.stack([sums[k] / max(counts[k], 1) for k in keys]) if keys else torch.zeros(0)

@@ -1,4 +1,5 @@
-"""The contract every registered model keeps: shapes, finite loss, gradients, sample range."""
+"""The contract every registered model keeps, and each capability it declares: shapes, finite loss,
+gradients, sample range, seeded sampling, labels honoured, latent space, encoder, likelihood, codes."""
 
 import math
 
@@ -9,9 +10,11 @@ from components.data.shards import DatasetSpec
 from components.models import MODELS, build
 
 VARIANTS = [(name, {}) for name in MODELS] + [("vae", {"arch": "conv"}), ("vae", {"likelihood": "gaussian"}),
-                                            ("dcgan", {"loss": "minimax"})]
-TINY = {"vae": {"hidden_dim": 32, "latent_dim": 3, "conv_channels": 4},
-        "dcgan": {"latent_dim": 8, "g_channels": 4, "d_channels": 4}}
+                                            ("dcgan", {"loss": "minimax"}), ("cgan", {"loss": "non_saturating"}),
+                                            ("sngan", {"attention": False}), ("dcgan", {"ema_decay": 0.9})]
+GAN = {"latent_dim": 8, "g_channels": 4, "d_channels": 4}
+TINY = {"vae": {"hidden_dim": 32, "latent_dim": 3, "conv_channels": 4}, "cvae": {"hidden_dim": 32, "latent_dim": 3},
+        "dcgan": GAN, "sngan": {**GAN, "attention_at": 8}}
 
 
 def spec(binary=True, channels=1, resolution=32):
@@ -21,7 +24,11 @@ def spec(binary=True, channels=1, resolution=32):
 
 def batch(s, n=8):
     x = torch.rand(n, *s.shape)
-    return (x.round() if s.binary else x), torch.zeros(n, dtype=torch.long)
+    return (x.round() if s.binary else x), torch.arange(n) % s.num_classes
+
+
+def tiny(name: str, s, **extra):
+    return build(name, {**TINY.get(name, GAN), **extra}, s)
 
 
 @pytest.mark.parametrize("name,extra", VARIANTS, ids=lambda v: str(v))
@@ -29,7 +36,8 @@ def batch(s, n=8):
 def test_model_contract(name, extra, channels, resolution):
     torch.manual_seed(0)
     s = spec(binary=extra.get("likelihood") != "gaussian", channels=channels, resolution=resolution)
-    model = build(name, {**TINY.get(name, TINY["dcgan"]), **extra}, s)
+    model = tiny(name, s, **extra)
+    caps = MODELS[name].capabilities
     optimizers = model.optimizers()
     phases = model.phases(optimizers)
     assert phases and all(p.optimizer in optimizers for p in phases)
@@ -44,16 +52,81 @@ def test_model_contract(name, extra, channels, resolution):
         assert grads and all(torch.isfinite(g).all() for g in grads), f"{phase.name} gradients"
         assert any(g.abs().sum() > 0 for g in grads)
         optimizers[phase.optimizer].step()
-    g = torch.Generator().manual_seed(0)
-    samples = model.sample(5, generator=g)
+        if phase.after_step is not None:
+            phase.after_step()
+    samples = model.sample(5, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (5, *s.shape)
     assert samples.min() >= 0 and samples.max() <= 1
     assert torch.equal(samples, model.sample(5, generator=torch.Generator().manual_seed(0))), "seeded sampling"
-    z = model.latent(3)
-    assert model.decode_latent(z).shape == (3, *s.shape)
-    if model.has_likelihood:
-        ll = model.log_likelihood(b[0])
-        assert ll.shape == (8,) and torch.isfinite(ll).all()
+    if caps.labels:
+        y = torch.tensor([0, 1, 2, 0, 1])
+        assert model.sample(5, labels=y).shape == (5, *s.shape)
+        with pytest.raises(ValueError, match="labels"):
+            model.sample(2, labels=torch.tensor([0, 3]))
+    else:
+        with pytest.raises(ValueError, match="not conditional"):
+            model.sample(2, labels=torch.tensor([0, 1]))
+    if caps.latent:
+        z = model.latent(3)
+        labels = torch.tensor([0, 1, 2]) if caps.labels else None
+        assert model.decode_latent(z, labels).shape == (3, *s.shape)
+    if caps.encoder:
+        mu, logvar = model.encode(b[0], b[1] if caps.labels else None)
+        assert mu.shape == logvar.shape == (8, model.config.latent_dim)
+    if caps.likelihood:
+        ll = model.log_likelihood(b[0], b[1] if caps.likelihood_given_labels else None)
+        assert ll.shape == (8,) and torch.isfinite(ll).all() and (ll <= 0).all()
+    if caps.codes:
+        probs, cont = model.predict_codes(b[0])
+        assert probs.shape == (8, model.k) and torch.allclose(probs.sum(1), torch.ones(8))
+        assert cont.shape == (8, model.j)
+        assert model.code_traversal(4).shape[1:] == s.shape
+
+
+def stripes(n: int, s) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tiny labelled set: class k is a bright vertical stripe in the k-th third of the image."""
+    y = torch.arange(n) % 3
+    x = torch.zeros(n, *s.shape)
+    w = s.resolution // 3
+    for k in range(3):
+        x[y == k, :, :, k * w : (k + 1) * w] = 1.0
+    return x, y
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if MODELS[n].capabilities.labels))
+def test_conditional_model_draws_the_requested_class_after_training(name):
+    """Trained briefly on three striped classes, a conditional model asked for class k puts most ink in
+    stripe k (the stripe position is the class), and different labels with fixed noise differ."""
+    torch.manual_seed(0)
+    s = spec()
+    settings = {"cvae": {"lr": 1e-2}, "cgan": {"g_channels": 16, "d_channels": 16, "lr": 1e-3, "d_norm": "none"}}
+    model = tiny(name, s, **settings.get(name, {}))
+    optimizers = model.optimizers()
+    data = stripes(48, s)
+    for _ in range(200):
+        for phase in model.phases(optimizers):
+            model.zero_grad(set_to_none=True)
+            phase.loss(data)[0].backward()
+            optimizers[phase.optimizer].step()
+            if phase.after_step is not None:
+                phase.after_step()
+    w = s.resolution // 3
+    for k in range(3):
+        out = model.sample(16, labels=torch.full((16,), k), generator=torch.Generator().manual_seed(1))
+        ink = torch.stack([out[..., j * w : (j + 1) * w].mean() for j in range(3)])  # mean intensity per stripe
+        assert ink.argmax().item() == k, f"{name}: class {k} drew ink {ink.tolist()}"
+
+
+def test_families_declare_their_objective_metric_and_figures():
+    for name, fam in MODELS.items():
+        caps = fam.capabilities
+        assert fam.objective and fam.primary_metric and "samples" in fam.figures, name
+        if caps.likelihood == "bound":
+            assert "elbo" in fam.objective and "nll" not in fam.primary_metric, name
+        if caps.likelihood is None:
+            assert fam.objective == "val_fid" and fam.primary_metric == "fid", name
+        assert ("class_grid" in fam.figures) == caps.labels, name
+    assert MODELS["cvae"].primary_metric == "test_iwae_given_y_nats"
 
 
 def test_registry_names_match_params_sections():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from components.models import build
-from components.models.vae import kl_diag_gaussian
+from components.models.losses import kl_diag_gaussian
 from tests.models.test_contract import TINY, batch, spec
 
 

@@ -1,7 +1,7 @@
 import torch
 
 from components.models import build
-from components.models.wgan import gradient_penalty
+from components.models.losses import gradient_penalty
 from tests.models.test_contract import batch, spec
 
 TINY = {"latent_dim": 8, "g_channels": 4, "d_channels": 4}

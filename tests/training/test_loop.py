@@ -125,3 +125,42 @@ def test_compiled_model_trains_and_keeps_state_dict_keys(tiny_project):
     history = train(model, stream.epoch, LoopConfig(epochs=1), Recorder())
     assert torch.isfinite(torch.tensor(history[-1]["neg_elbo"]))
     assert set(model.state_dict()) == keys, "checkpoints and exports load into an uncompiled model"
+
+
+def _ddp_rank(rank: int, port: int, out: str) -> None:
+    """One gloo rank: a tiny DCGAN (batch norm in G and D) and an EMA generator, trained on rank-specific data."""
+    import torch.distributed as dist
+
+    from components.models import build
+    from tests.models.test_contract import spec
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(rank)  # different initial weights: the loop must broadcast rank 0's
+    model = build("dcgan", {"latent_dim": 8, "g_channels": 4, "d_channels": 4, "ema_decay": 0.9}, spec())
+
+    def batches(epoch):
+        g = torch.Generator().manual_seed(100 * rank + epoch)  # each rank sees other images
+        for _ in range(3):
+            yield (torch.rand(8, 1, 32, 32, generator=g) * 255).to(torch.uint8), torch.zeros(8, dtype=torch.long)
+
+    train(model, batches, LoopConfig(epochs=2, rank=rank, world_size=2), Recorder())
+    torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_ranks_end_with_identical_parameters_buffers_and_ema(tmp_path):
+    """Batch-norm running statistics differ per rank by construction; the loop averages them after each
+    epoch, so both ranks (and rank 0's checkpoint) hold one model, EMA generator included."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_rank, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert set(a) == set(b)
+    assert any("running_mean" in k for k in a) and any(k.startswith("generator_ema.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

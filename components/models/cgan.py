@@ -1,0 +1,66 @@
+"""Class-conditional GAN: a generator with conditional batch norm (de Vries et al. 2017; Dumoulin et al.
+2017: per-class scale and shift after every batch norm) and a projection discriminator (Miyato & Koyama
+2018, "cGANs with Projection Discriminator", eq. 3: D(x, y) = psi(phi(x)) + <embed(y), phi(x)>) with
+spectral norm (Miyato et al. 2018). Hinge loss by default (Miyato & Koyama 2018, section 5), or the
+non-saturating loss of Goodfellow et al. 2014 (`components.models.losses`).
+
+Generated images in a training step take the real batch's labels, so fakes follow the data's class
+frequencies; `sample(n, labels)` draws the requested classes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from components.data.shards import DatasetSpec
+from components.models import losses
+from components.models.base import Capabilities, Family, Phase
+from components.models.common import AdversarialModel, GANConfig
+from components.models.layers import ConvDiscriminator, ConvGenerator, init_dcgan_weights
+
+
+class CGANConfig(GANConfig):
+    loss: Literal["hinge", "non_saturating"] = "hinge"  # adversarial loss
+    d_norm: Literal["spectral", "batch", "none"] = "spectral"  # normalization in the discriminator
+
+
+class CGAN(AdversarialModel):
+    capabilities = Capabilities(labels=True, latent=True)
+
+    def __init__(self, config: CGANConfig, spec: DatasetSpec):
+        super().__init__(config, spec)
+        k = spec.num_classes
+        self.generator = ConvGenerator(config.latent_dim, config.g_channels, spec.channels, spec.resolution, num_classes=k)
+        self.generator.apply(init_dcgan_weights)  # the discriminator keeps torch's init (spectral norm rescales it)
+        self.discriminator = ConvDiscriminator(config.d_channels, spec.channels, spec.resolution,
+                                               norm=config.d_norm, num_classes=k)
+        self.init_ema()
+
+    def decode_latent(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            raise ValueError("cgan is conditional: decode_latent needs labels")
+        return (self.sampler(z, labels.to(z.device)) + 1) / 2
+
+    def _fake(self, y: torch.Tensor) -> torch.Tensor:
+        return self.generator(torch.randn(y.shape[0], self.config.latent_dim, device=y.device), y)
+
+    def d_loss(self, batch):
+        x, y = batch
+        with torch.no_grad():
+            fake = self._fake(y)
+        l_real, l_fake = self.discriminator(x * 2 - 1, y), self.discriminator(fake, y)
+        loss = losses.discriminator_loss(self.config.loss, l_real, l_fake)
+        return loss, {"d_loss": loss.detach(), "d_real": l_real.mean().detach(), "d_fake": l_fake.mean().detach()}
+
+    def g_loss(self, batch):
+        _, y = batch
+        loss = losses.generator_loss(self.config.loss, self.discriminator(self._fake(y), y))
+        return loss, {"g_loss": loss.detach()}
+
+    def phases(self, optimizers) -> list[Phase]:
+        return [Phase("D", "D", self.d_loss, list(self.discriminator.parameters())), self.generator_phase(self.g_loss)]
+
+
+FAMILY = Family(CGANConfig, CGAN, "Conditional GAN: conditional batch norm G, projection D with spectral norm, hinge loss")

@@ -1,0 +1,138 @@
+"""InfoGAN (Chen et al. 2016, "InfoGAN: Interpretable Representation Learning by Information Maximizing
+Generative Adversarial Nets").
+
+The generator takes noise z plus structured codes c: one categorical code of K values (uniform) and J
+continuous codes ~ U[-1, 1]. A Q head on the discriminator's trunk predicts c from G(z, c) (softmax for
+the categorical code, a factored Gaussian for the continuous ones), and both players add the variational
+lower bound L_I on the mutual information I(c; G(z, c)) (section 5, `losses.mutual_information_bound`):
+    D, Q:  min  L_D - lambda (L_I,cat + w_cont L_I,cont)          (Q trained with D, as in the paper's code)
+    G:     min  L_G - lambda (L_I,cat + w_cont L_I,cont)
+with the non-saturating GAN losses (`components.models.losses`). On dSprites the categorical code is meant
+to pick up the shape, the continuous ones position, scale or orientation; evaluation measures it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from components.data.shards import DatasetSpec
+from components.models import losses
+from components.models.base import Capabilities, Family, Phase
+from components.models.common import AdversarialModel, GANConfig
+from components.models.layers import ConvDiscriminator, ConvGenerator, init_dcgan_weights
+
+
+class InfoGANConfig(GANConfig):
+    categorical: int | None = Field(None, ge=2)  # values of the categorical code; null: the data's class count
+    continuous: int = Field(2, ge=0)  # continuous codes, each ~ U[-1, 1]
+    info_weight: float = Field(1.0, ge=0)  # lambda on the mutual-information bound (1 in the paper)
+    continuous_weight: float = Field(0.1, ge=0)  # weight of the continuous codes' term within the bound
+    latent_dim: int = Field(62, ge=1)  # incompressible noise z (62 in the paper's MNIST model)
+
+
+class InfoGAN(AdversarialModel):
+    capabilities = Capabilities(latent=True, codes=True)
+
+    def __init__(self, config: InfoGANConfig, spec: DatasetSpec):
+        super().__init__(config, spec)
+        self.k, self.j = config.categorical or spec.num_classes, config.continuous
+        self.generator = ConvGenerator(config.latent_dim + self.k + self.j, config.g_channels, spec.channels,
+                                       spec.resolution)
+        self.discriminator = ConvDiscriminator(config.d_channels, spec.channels, spec.resolution, norm="batch")
+        f = self.discriminator.feature_dim
+        self.q_head = nn.Sequential(nn.Linear(f, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.2),
+                                    nn.Linear(128, self.k + 2 * self.j))  # -> (cat logits, cont mean, cont log std)
+        self.apply(init_dcgan_weights)
+        self.init_ema()
+
+    # -- codes -----------------------------------------------------------------------------------------
+    def codes(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(categorical (n,), continuous (n, J)) drawn from their uniform priors."""
+        cat = torch.randint(0, self.k, (n,), generator=generator)
+        cont = torch.rand(n, self.j, generator=generator) * 2 - 1
+        return cat.to(self.device), cont.to(self.device)
+
+    def compose(self, z: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z, F.one_hot(cat, self.k).float(), cont], 1)  # (B, z + K + J)
+
+    def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
+        return self.compose(z, *self.codes(n, generator))
+
+    def q(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.q_head(h)
+        logits, mean, log_std = out.split([self.k, self.j, self.j], 1)
+        return logits, mean, log_std.clamp(-5, 2)
+
+    @torch.no_grad()
+    def predict_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q's prediction for images x in [0, 1]: (categorical probabilities (B, K), continuous means (B, J))."""
+        was_training = self.training
+        self.eval()
+        try:
+            logits, mean, _ = self.q(self.discriminator.features(x.to(self.device) * 2 - 1))
+            return logits.softmax(1), mean
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def code_traversal(self, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Chen et al.'s figure 2: one block per continuous code (one block with varying noise if none);
+        rows: the categorical code's values with one shared z; columns: the code from -1 to 1, the others 0.
+        Returns (blocks * K * steps, C, H, W) images, `steps` per row."""
+        z = torch.randn(1, self.config.latent_dim, generator=generator).to(self.device)
+        values = torch.linspace(-1, 1, steps, device=self.device)
+        rows = []
+        for code in range(max(self.j, 1)):
+            for c in range(self.k):
+                cont = torch.zeros(steps, self.j, device=self.device)
+                if self.j:
+                    cont[:, code] = values
+                noise = z.expand(steps, -1) if self.j else torch.randn(steps, z.shape[1], generator=generator).to(self.device)
+                rows.append(self.compose(noise, torch.full((steps,), c, device=self.device), cont))
+        return self.decode_latent(torch.cat(rows))
+
+    # -- training --------------------------------------------------------------------------------------
+    def _fake(self, n: int):
+        cat, cont = self.codes(n)
+        z = torch.randn(n, self.config.latent_dim, device=self.device)
+        return self.generator(self.compose(z, cat, cont)), cat, cont
+
+    def _info(self, h_fake, cat, cont) -> tuple[torch.Tensor, dict]:
+        logits, mean, log_std = self.q(h_fake)
+        mi = losses.mutual_information_bound(logits, cat, mean, log_std, cont)
+        bound = mi.get("categorical", 0.0) + self.config.continuous_weight * mi.get("continuous", 0.0)
+        return self.config.info_weight * bound, {f"mi_{k}": v.detach() for k, v in mi.items()}
+
+    def d_loss(self, batch):
+        x, _ = batch
+        with torch.no_grad():
+            fake, cat, cont = self._fake(x.shape[0])
+        h_fake = self.discriminator.features(fake)
+        l_real, l_fake = self.discriminator(x * 2 - 1), self.discriminator(fake, h=h_fake)
+        adv = losses.discriminator_loss("non_saturating", l_real, l_fake)
+        info, metrics = self._info(h_fake, cat, cont)
+        return adv - info, {"d_loss": adv.detach(), **metrics}
+
+    def g_loss(self, batch):
+        fake, cat, cont = self._fake(batch[0].shape[0])
+        h_fake = self.discriminator.features(fake)
+        adv = losses.generator_loss("non_saturating", self.discriminator(fake, h=h_fake))
+        info, _ = self._info(h_fake, cat, cont)
+        return adv - info, {"g_loss": adv.detach()}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        d_params = list(self.discriminator.parameters()) + list(self.q_head.parameters())
+        return {"D": torch.optim.Adam(d_params, lr=c.d_lr or c.lr, betas=(c.beta1, c.beta2)),
+                "G": torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))}
+
+    def phases(self, optimizers) -> list[Phase]:
+        d_params = list(self.discriminator.parameters()) + list(self.q_head.parameters())
+        return [Phase("D", "D", self.d_loss, d_params), self.generator_phase(self.g_loss)]
+
+
+FAMILY = Family(InfoGANConfig, InfoGAN, "InfoGAN: categorical + continuous codes, Q head on the D trunk (Chen et al. 2016)")
