@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("-n", type=int, default=64, help="number of images (default 64)")
     sa.add_argument("-o", "--output", default="samples.png")
     sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--label", help="conditional models: class name or index to draw (default: classes at random)")
     return p
 
 
@@ -47,9 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         from components.evaluation.figures import save_grid
         from components.tracking.registry import load_by_alias
 
-        images = load_by_alias(tracker, args.model, args.alias, args.n, args.seed)
+        images = load_by_alias(tracker, args.model, args.alias, args.n, args.seed, label=args.label)
         save_grid(images, params.path(args.output), nrow=max(1, int(args.n**0.5)))
-        print(f"sampled {args.n} images from genzoo-{args.model}@{args.alias} -> {args.output}")
+        of = f" of class {args.label}" if args.label is not None else ""
+        print(f"sampled {args.n} images{of} from genzoo-{args.model}@{args.alias} -> {args.output}")
 
 
 def entrypoint() -> None:

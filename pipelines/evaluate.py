@@ -39,7 +39,8 @@ def main() -> None:
         tracker.log_dict(run["run_id"], metrics, "evaluation/metrics.json")
         tracker.log_artifact(run["run_id"], params.path(f"evaluation/{name}"), "evaluation")
     keys = ("fid", "kid", "precision", "recall", "classes_covered", "memorization_fraction", "test_elbo_nats",
-            "test_iwae_nats", "test_iwae_bits_per_dim")
+            "test_iwae_nats", "test_iwae_bits_per_dim", "test_elbo_given_y_nats", "test_iwae_given_y_nats",
+            "cond_accuracy", "fid_per_class_mean", "code_accuracy", "code_factor_corr_best_mean")
     shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
     print(f"evaluated {name}: {shown}; figures in evaluation/{name}/")
 

@@ -21,6 +21,11 @@ def main() -> None:
 
     result = tune_model(params, name)
     _stage.add_work(result.pop("work_s", 0.0))
+    # tuned/<model>.json is a dependency of train@<model>: only what the sweep decided goes in, no run ids or
+    # timings that differ between identical sweeps (they are in the MLflow sweep run and printed below)
+    run_id, wall = result.pop("sweep_run_id", None), result.pop("wall_time_s", None)
+    for trial in result.get("trials", []):
+        trial.pop("trial_id", None)
     out = params.path(f"tuned/{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -29,7 +34,8 @@ def main() -> None:
     if result["tuned"]:
         stopped = sum(t["stopped_early"] for t in result["trials"])
         print(f"tuned {name}: best {result['metric']} {result['best_metric']:.4g} with {result['best_config']}; "
-              f"{len(result['trials'])} trials ({stopped} stopped early), {result['trial_epochs']} trial-epochs")
+              f"{len(result['trials'])} trials ({stopped} stopped early), {result['trial_epochs']} trial-epochs "
+              f"in {wall:.0f} s; MLflow sweep run {run_id}")
     else:
         print(f"tune {name}: skipped ({result['reason']})")
 

@@ -166,6 +166,18 @@ def read_split(data_dir: Path, spec: DatasetSpec, split: str, limit: int | None 
     return (x[:limit], y[:limit]) if limit is not None else (x, y)
 
 
+def read_factors(data_dir: Path, spec: DatasetSpec, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
+    """{factor: int64 indices (N,)} of a split, in read_split's row order; {} when the source has no factors."""
+    if not spec.factors:
+        return {}
+    cols: dict[str, list] = {f: [] for f in spec.factors}
+    for shard in spec.shards[split]:
+        table = pq.read_table(Path(data_dir) / shard["file"], columns=list(spec.factors))
+        for f in spec.factors:
+            cols[f].append(table.column(f).to_numpy())
+    return {f: np.concatenate(v)[:limit] for f, v in cols.items()}
+
+
 def _decode(table: pa.Table, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
     pixels = table.column("pixels").combine_chunks()
     flat = pixels.flatten().to_numpy(zero_copy_only=False)

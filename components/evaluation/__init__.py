@@ -12,6 +12,7 @@ from components.config import Params
 from components.data import load_spec, read_split, to_float
 from components.errors import DataError, EvaluationError
 from components.evaluation.likelihood import test_bound
+from components.evaluation.sampling import generate
 
 
 def _versions() -> dict:
@@ -20,12 +21,6 @@ def _versions() -> dict:
 
     return {"torch": torch.__version__, "torchvision": torchvision.__version__,
             "torchmetrics": torchmetrics.__version__, "python": platform.python_version()}
-
-
-@torch.no_grad()
-def generate(model, n: int, seed: int, batch_size: int = 500) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.cat([model.sample(min(batch_size, n - s), generator=gen).cpu() for s in range(0, n, batch_size)])
 
 
 def inception_fid(weights: Path, real_uint8: torch.Tensor, fake: torch.Tensor) -> float:
@@ -41,13 +36,17 @@ def inception_fid(weights: Path, real_uint8: torch.Tensor, fake: torch.Tensor) -
 
 
 def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, feature_dir: Path, log=print) -> dict:
+    """Metrics of the exported model `name` on the test split, with figures under out_dir; what is measured
+    follows the family's declared capabilities (components.models.base)."""
     from components.evaluation import figures  # torchvision: imported here, not by training workers
-    """Metrics of the exported model `name` on the test split, with figures under out_dir."""
     from components.evaluation.features import embed, load_feature_net
     from components.evaluation.sample_metrics import all_metrics
+    from components.models import MODELS
     from components.models.io import load_exported
 
     cfg = params.evaluate
+    family = MODELS[name]
+    caps = family.capabilities
     data_dir = params.path(params.data.out_dir)
     spec = load_spec(data_dir)
     _, model = load_exported(model_file)
@@ -61,15 +60,16 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         raise DataError(f"{feature_dir / 'classifier.pt'}: trained on another dataset; rerun featurize")
     cached = torch.load(feature_dir / "features.pt", weights_only=True)
     images, labels = read_split(data_dir, spec, "test")
-    n = min(cfg.n_samples, len(images))
+    n = min(cfg.n_samples, len(images), family.eval_samples or len(images))
+    test_labels = torch.from_numpy(labels).long()
     out_dir.mkdir(parents=True, exist_ok=True)
 
     log(f"[evaluate {name}] sampling {n} images and extracting features")
-    fake = generate(model, n, cfg.seed)
+    fake = generate(model, n, cfg.seed, labels=test_labels[:n] if caps.labels else None)
     f_fake, pred_fake = embed(net, fake)
     f_real = cached["test"]["features"][:n]
     train_f, train_labels = cached["train"]["features"], cached["train"]["labels"]
-    metrics: dict = {"model": name}
+    metrics: dict = {"model": name, "primary_metric": family.primary_metric}
     sample = all_metrics(f_real, f_fake, pred_fake, train_labels, train_f, spec.num_classes, seed=cfg.seed, k=cfg.pr_k)
     nearest_idx = sample.pop("_nearest_index")
     metrics.update(sample)
@@ -79,31 +79,48 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         metrics["fid_inception"] = None
         metrics["fid_inception_note"] = "not computed: set evaluate.inception_weights to a local Inception-v3 weights file"
 
-    if model.has_likelihood:
-        log(f"[evaluate {name}] test ELBO and IWAE-{cfg.iw_samples} bound")
-        elbo = test_bound(model, images, seed=cfg.seed)
-        metrics.update(test_elbo_nats=elbo["nats"], test_elbo_bits_per_dim=elbo["bits_per_dim"])
-        if cfg.iw_samples > 1:
+    if caps.likelihood:
+        names = caps.likelihood_metrics()
+        y = labels if caps.likelihood_given_labels else None
+        log(f"[evaluate {name}] test likelihood: {', '.join(names.values())}")
+        single = test_bound(model, images, labels=y, seed=cfg.seed)
+        key = names["single"].removesuffix("_nats")
+        metrics.update({f"{key}_nats": single["nats"], f"{key}_bits_per_dim": single["bits_per_dim"]})
+        if "importance" in names and cfg.iw_samples > 1:
             m = cfg.iw_max_images or len(images)
-            iw = test_bound(model, images[:m], n_samples=cfg.iw_samples, seed=cfg.seed, batch_size=100)
-            metrics.update(test_iwae_nats=iw["nats"], test_iwae_bits_per_dim=iw["bits_per_dim"], iwae_images=iw["n"])
+            iw = test_bound(model, images[:m], labels=None if y is None else y[:m], n_samples=cfg.iw_samples,
+                            seed=cfg.seed, batch_size=100)
+            key = names["importance"].removesuffix("_nats")
+            metrics.update({f"{key}_nats": iw["nats"], f"{key}_bits_per_dim": iw["bits_per_dim"], "iwae_images": iw["n"]})
+    if caps.labels:
+        from components.evaluation.conditional import conditional_metrics
+
+        per_class = max(2, n // spec.num_classes)
+        log(f"[evaluate {name}] conditional accuracy and per-class FID ({per_class} samples per class)")
+        metrics.update(conditional_metrics(model, net, cached["test"]["features"], cached["test"]["labels"],
+                                           spec.num_classes, per_class, cfg.seed))
+    if caps.codes:
+        from components.data.shards import read_factors
+        from components.evaluation.conditional import code_metrics
+
+        log(f"[evaluate {name}] code metrics: Q's codes on test images against the data's factors")
+        metrics.update(code_metrics(model, images[:n], labels[:n], read_factors(data_dir, spec, "test", n)))
 
     gen = torch.Generator().manual_seed(cfg.seed)
-    grid = fake[: cfg.grid_size]
-    figs = {
-        "samples": figures.save_grid(grid, out_dir / "samples.png", nrow=int(cfg.grid_size**0.5)),
-        "interpolation": figures.save_grid(figures.interpolation(model, 4, cfg.interpolation_steps, gen),
-                                           out_dir / "interpolation.png", nrow=cfg.interpolation_steps),
-        "nearest_neighbours": figures.save_grid(
-            figures.beside(fake[:32], torch.from_numpy(read_rows(data_dir, spec, "train", nearest_idx[:32]))),
-            out_dir / "nearest_neighbours.png", nrow=8),
+    drawers = {
+        "samples": lambda: (fake[: cfg.grid_size], int(cfg.grid_size**0.5)),
+        "nearest_neighbours": lambda: (figures.beside(fake[:32], torch.from_numpy(read_rows(data_dir, spec, "train", nearest_idx[:32]))), 8),
+        "interpolation": lambda: (figures.interpolation(model, 4, cfg.interpolation_steps, gen), cfg.interpolation_steps),
+        "class_grid": lambda: (figures.class_grid(model, spec.num_classes, 8, gen), 8),
+        "reconstructions": lambda: (figures.reconstructions(model, to_float(images[:64]), test_labels[:64] if caps.labels else None), 8),
+        "traversal": lambda: (figures.latent_traversal(model, to_float(images[:1000]), cfg.traversal_dims, cfg.traversal_steps,
+                                                      test_labels[:1000] if caps.labels else None), cfg.traversal_steps),
+        "code_traversal": lambda: (model.code_traversal(cfg.traversal_steps, gen), cfg.traversal_steps),
     }
-    if model.has_likelihood:
-        x = to_float(images[:64])
-        figs["reconstructions"] = figures.save_grid(figures.reconstructions(model, x), out_dir / "reconstructions.png", nrow=8)
-        figs["traversal"] = figures.save_grid(
-            figures.latent_traversal(model, to_float(images[:1000]), cfg.traversal_dims, cfg.traversal_steps),
-            out_dir / "traversal.png", nrow=cfg.traversal_steps)
+    figs = {}
+    for fig in family.figures:
+        grid, nrow = drawers[fig]()
+        figs[fig] = figures.save_grid(grid, out_dir / f"{fig}.png", nrow=nrow)
     metrics["protocol"] = {
         "dataset": spec.name,
         "dataset_manifest_sha256": spec.manifest_sha256,
@@ -117,11 +134,18 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         "kid_subsets": 50,
         "memorization_reference": f"test images' nearest-train distances, quantile {cfg.memorization_quantile}",
         "likelihood": getattr(model, "likelihood", None),
-        "bounds": f"ELBO (1 sample); IWAE-{cfg.iw_samples}" if model.has_likelihood else None,
+        "bounds": (f"{caps.likelihood}: {', '.join(caps.likelihood_metrics().values())}"
+                   + (f" (importance samples {cfg.iw_samples})" if caps.likelihood == "bound" else "")) if caps.likelihood else None,
+        "conditioning": ("sample metrics on samples for the test split's labels; conditional accuracy and per-class FID "
+                         "on n/K samples generated per class, against each class's test images") if caps.labels else None,
+        "codes": ("Q's categorical code on test images vs the class label after the best code-to-class matching; "
+                  "|Pearson r| of each continuous code with every factor") if caps.codes else None,
         "versions": _versions(),
     }
+    nested = ("model", "protocol", "sample_class_histogram", "data_class_histogram", "fid_inception_note", "primary_metric",
+              "fid_per_class", "code_to_class", "code_factor_corr")
     if not all(isinstance(v, (int, float)) or v is None for k, v in metrics.items()
-               if k not in ("model", "protocol", "sample_class_histogram", "data_class_histogram", "fid_inception_note")):
+               if k not in nested and not k.endswith("_best_factor")):
         raise EvaluationError(f"evaluate {name}: a metric is not a number")
     metrics["figures"] = {k: Path(v).name for k, v in figs.items()}
     return metrics

@@ -1,4 +1,5 @@
-"""Figures: sample grids, latent interpolation strips, reconstructions and VAE latent traversals.
+"""Figures: sample grids, latent interpolation strips, class-by-sample grids, reconstructions and VAE
+latent traversals (InfoGAN's code traversal is the model's own `code_traversal`).
 
 All take and return images in [0, 1] and are saved as PNG through torchvision's `make_grid`.
 """
@@ -42,31 +43,47 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def interpolation(model: GenerativeModel, rows: int, steps: int, generator: torch.Generator) -> torch.Tensor:
-    """rows x steps images decoded along slerp paths between pairs of prior samples."""
+    """rows x steps images decoded along slerp paths between pairs of prior samples (a conditional model
+    keeps one class per row: row r is class r mod K)."""
     a, b = model.latent(rows, generator), model.latent(rows, generator)
     z = slerp(a, b, torch.linspace(0, 1, steps, device=a.device))  # (R, S, d)
-    return model.decode_latent(z.reshape(rows * steps, -1))  # (R*S, d) -> (R*S, C, H, W)
+    labels = None
+    if model.capabilities.labels:
+        labels = (torch.arange(rows) % model.spec.num_classes).repeat_interleave(steps).to(a.device)  # (R*S,)
+    return model.decode_latent(z.reshape(rows * steps, -1), labels)  # (R*S, d) -> (R*S, C, H, W)
 
 
 @torch.no_grad()
-def reconstructions(model, x: torch.Tensor) -> torch.Tensor:
+def class_grid(model: GenerativeModel, num_classes: int, per_class: int, generator: torch.Generator) -> torch.Tensor:
+    """One row per class, `per_class` samples each, the same noise in every row (so a column shows what
+    the label alone changes)."""
+    z = model.latent(per_class, generator)  # (P, d)
+    labels = torch.arange(num_classes).repeat_interleave(per_class).to(z.device)  # (K*P,)
+    return model.decode_latent(z.repeat(num_classes, 1), labels)  # (K*P, d) -> (K*P, C, H, W)
+
+
+@torch.no_grad()
+def reconstructions(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """Originals and their reconstructions (decoder mean at the posterior mean), interleaved by row."""
-    mu, _ = model.encode(x)
-    return beside(x, model.decode_latent(mu))
+    mu, _ = model.encode(x, labels)
+    return beside(x, model.decode_latent(mu, labels))
 
 
 @torch.no_grad()
-def latent_traversal(model, x: torch.Tensor, dims: int, steps: int, span: float = 3.0) -> torch.Tensor:
+def latent_traversal(model, x: torch.Tensor, dims: int, steps: int, labels: torch.Tensor | None = None,
+                     span: float = 3.0) -> torch.Tensor:
     """The lecture's figure: from the posterior mean of one image, sweep each of the `dims` latent units
-    with the largest average KL over `x` from -span to +span, one row per unit."""
-    mu, logvar = model.encode(x)
+    with the largest average KL over `x` from -span to +span, one row per unit (a conditional model keeps
+    that image's label)."""
+    mu, logvar = model.encode(x, labels)
     kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean(0)  # (d,)
     order = kl_per_dim.argsort(descending=True)[: min(dims, mu.shape[1])]
     base = mu[:1].repeat(len(order) * steps, 1)  # (rows*steps, d)
     values = torch.linspace(-span, span, steps, device=mu.device)
     for r, dim in enumerate(order):
         base[r * steps : (r + 1) * steps, dim] = values
-    return model.decode_latent(base)
+    y = None if labels is None else labels[:1].repeat(len(base)).to(base.device)
+    return model.decode_latent(base, y)
 
 
 def beside(samples: torch.Tensor, neighbours: torch.Tensor, per_row: int = 8) -> torch.Tensor:

@@ -14,14 +14,16 @@ from components.data.shards import to_float
 
 
 @torch.no_grad()
-def test_bound(model, images, batch_size: int = 500, n_samples: int = 1, seed: int = 0) -> dict[str, float]:
-    """Mean log-likelihood bound over uint8 `images` (N, C, H, W): ELBO for n_samples=1, else IWAE-k."""
+def test_bound(model, images, labels=None, batch_size: int = 500, n_samples: int = 1, seed: int = 0) -> dict[str, float]:
+    """Mean log-likelihood (or bound) over uint8 `images` (N, C, H, W): for a bound, the ELBO for n_samples=1,
+    else IWAE-k; `labels` (N,) for a likelihood conditional on the class (log p(x | y))."""
     torch.manual_seed(seed)
     model.eval()
     total, n = 0.0, 0
     for start in range(0, len(images), batch_size):
         x = to_float(images[start : start + batch_size]).to(model.device)
-        total += model.log_likelihood(x, n_samples=n_samples).sum().item()
+        y = None if labels is None else torch.as_tensor(labels[start : start + batch_size]).long().to(model.device)
+        total += model.log_likelihood(x, y, n_samples=n_samples).sum().item()
         n += x.shape[0]
     dims = math.prod(images.shape[1:])
     mean = total / n

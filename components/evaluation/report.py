@@ -24,8 +24,19 @@ COLUMNS = {
     "test_elbo_nats": ("-ELBO (nats)", False),
     "test_iwae_nats": ("-IWAE (nats)", False),
     "test_iwae_bits_per_dim": ("-IWAE (bits/dim)", False),
+    "test_elbo_given_y_nats": ("-ELBO given y (nats)", False),
+    "test_iwae_given_y_nats": ("-IWAE given y (nats)", False),
+    "test_nll_nats": ("NLL (nats)", False),
+    "test_nll_bits_per_dim": ("NLL (bits/dim)", False),
+    "cond_accuracy": ("conditional accuracy", True),
+    "fid_per_class_mean": ("per-class FID (mean)", False),
+    "code_accuracy": ("InfoGAN code accuracy", True),
+    "code_factor_corr_best_mean": ("code-factor |r| (mean best)", True),
 }
-FIGURES = ("samples", "interpolation", "nearest_neighbours", "reconstructions", "traversal")
+FIGURES = ("samples", "class_grid", "interpolation", "code_traversal", "nearest_neighbours", "reconstructions", "traversal")
+CAPTIONS = {"class_grid": "class grid: one row per class, the same noise in every row",
+            "code_traversal": "code traversal: rows = categorical code, columns = a continuous code from -1 to 1"}
+PER_MODEL_PROTOCOL = ("primary_metric", "likelihood", "bounds", "conditioning", "codes")
 CSS = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f3f3f3}td.best{background:#d9f2d9;font-weight:bold}td.name{text-align:left}
@@ -67,6 +78,15 @@ def _svg_curves(csv_path: Path, width: int = 380, height: int = 160) -> str:
             f'<text x="4" y="{height + 14}" font-size="11">{"".join(legend)}</text></svg>')
 
 
+def _plain(v) -> str:
+    """A protocol value or nested metric as short text (numbers to 3 significant digits)."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_plain(x)}" for k, x in v.items())
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
 def _best(values: list, higher: bool):
     finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(finite) < 2:
@@ -94,22 +114,27 @@ def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
         for f in FIGURES:
             p = root / f"evaluation/{m}/{f}.png"
             if p.is_file():
-                figs.append(f'<figure><img src="{_img(p)}" alt="{m} {f}"><figcaption>{f.replace("_", " ")}</figcaption></figure>')
+                caption = CAPTIONS.get(f, f.replace("_", " "))
+                figs.append(f'<figure><img src="{_img(p)}" alt="{m} {f}"><figcaption>{caption}</figcaption></figure>')
         curves = root / f"plots/train/{m}.csv"
         if curves.is_file():
             figs.append(f"<figure>{_svg_curves(curves)}<figcaption>training curves (each scaled to its range)</figcaption></figure>")
-        sections.append(f'<h2 id="{m}">{m}</h2><div class="figs">{"".join(figs)}</div>')
+        notes = {k: metrics[m].get(k, metrics[m]["protocol"].get(k)) for k in PER_MODEL_PROTOCOL}
+        notes.update({"per-class FID": metrics[m].get("fid_per_class"), "code -> class": metrics[m].get("code_to_class"),
+                      "code-factor |r|": metrics[m].get("code_factor_corr")})
+        lines = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(_plain(v))}</li>" for k, v in notes.items() if v)
+        sections.append(f'<h2 id="{m}">{m}</h2><ul>{lines}</ul><div class="figs">{"".join(figs)}</div>')
     feat = ""
     if featurize:
         feat = (f"<p>Feature network: held-out accuracy <b>{featurize['test_accuracy']:.4f}</b> "
                 f"(gate {featurize['min_accuracy']}), weights sha256 <code>{featurize['feature_net_sha256'][:16]}</code></p>")
     proto_rows = "".join(f"<tr><th>{html.escape(k)}</th><td class='name'>{html.escape(str(v))}</td></tr>"
-                         for k, v in proto.items())
+                         for k, v in proto.items() if k not in PER_MODEL_PROTOCOL)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>GenZoo report</title><style>{CSS}</style></head>
 <body><h1>GenZoo report</h1>
 <p>{html.escape(proto.get("dataset", ""))}, {len(models)} models, generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 Best value per column in green; sample metrics are computed in the pipeline's own feature space.</p>{feat}
 <table><tr><th>model</th>{head}</tr>{"".join(body)}</table>
 {"".join(sections)}
-<h2>Protocol</h2><table>{proto_rows}</table></body></html>
+<h2>Protocol</h2><p>Shared by every model (each model's own protocol lines are in its section).</p><table>{proto_rows}</table></body></html>
 """

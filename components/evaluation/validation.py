@@ -1,34 +1,37 @@
-"""Per-epoch validation objectives for tuning: the validation ELBO for likelihood models (nats,
-lower is better) and FID in the featurize feature space for GANs (lower is better)."""
+"""Per-epoch validation objectives for tuning, as each family declares (`Family.objective`, lower is
+better): the validation bound for likelihood models (nats; given the labels for conditional likelihoods),
+FID in the featurize feature space for the others (conditional models generate for the validation labels)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from components.data import DatasetSpec, read_split
 
 
-def objective_name(has_likelihood: bool) -> str:
-    return "val_neg_elbo" if has_likelihood else "val_fid"
-
-
-def make_validator(has_likelihood: bool, data_dir: Path, spec: DatasetSpec, feature_net: str | None,
+def make_validator(family, data_dir: Path, spec: DatasetSpec, feature_net: str | None,
                    val_images: int, fid_samples: int, seed: int) -> Callable:
-    images, _ = read_split(data_dir, spec, "val", limit=val_images)
-    if has_likelihood:
+    """model -> {family.objective: value} on the validation split."""
+    caps, objective = family.capabilities, family.objective
+    images, labels = read_split(data_dir, spec, "val", limit=val_images)
+    if caps.likelihood:
         from components.evaluation.likelihood import test_bound
 
-        return lambda model: {"val_neg_elbo": test_bound(model, images, seed=seed)["nats"]}
-    from components.evaluation import generate
+        y = labels if caps.likelihood_given_labels else None
+        return lambda model: {objective: test_bound(model, images, labels=y, seed=seed)["nats"]}
     from components.evaluation.features import embed, load_feature_net
     from components.evaluation.sample_metrics import fid
+    from components.evaluation.sampling import generate
 
     net, _, _ = load_feature_net(Path(feature_net))
     f_val, _ = embed(net, images)
+    y = torch.from_numpy(labels).long().repeat(fid_samples // len(labels) + 1)[:fid_samples] if caps.labels else None
 
     def validate(model) -> dict[str, float]:
-        f_fake, _ = embed(net, generate(model, fid_samples, seed))
-        return {"val_fid": fid(f_val, f_fake)}
+        f_fake, _ = embed(net, generate(model, fid_samples, seed, labels=y))
+        return {objective: fid(f_val, f_fake)}
 
     return validate

@@ -1,6 +1,7 @@
 """The MLflow pyfunc flavour of a GenZoo model: loads the exported state_dict, rebuilds the torch module
 through the registry, and samples. `predict({"n": [64], "seed": [0]})` returns images (n, C, H, W) in
-[0, 1]; `unwrap_python_model().model` is the torch module itself (for interpolation, likelihoods)."""
+[0, 1]; a conditional model also takes `"label": [k]` (all n images of class k; without it classes are
+drawn uniformly); `unwrap_python_model().model` is the torch module itself (for interpolation, likelihoods)."""
 
 from __future__ import annotations
 
@@ -19,5 +20,7 @@ class GenZooSampler(mlflow.pyfunc.PythonModel):
         data = model_input if isinstance(model_input, dict) else model_input.to_dict("list")
         n = int(np.asarray(data.get("n", [16])).ravel()[0])
         seed = int(np.asarray(data.get("seed", [0])).ravel()[0])
+        label = data.get("label")
+        labels = None if label is None else torch.full((n,), int(np.asarray(label).ravel()[0]), dtype=torch.long)
         gen = torch.Generator().manual_seed(seed)
-        return self.model.sample(n, generator=gen).cpu().numpy()
+        return self.model.sample(n, labels=labels, generator=gen).cpu().numpy()

@@ -26,12 +26,18 @@ def registered_name(model: str) -> str:
     return f"genzoo-{model}"
 
 
-def primary_metric(metrics: dict) -> tuple[str, float | None]:
-    """Lower is better: the IWAE bound (nats) for likelihood models, else feature-space FID."""
-    for key in ("test_iwae_nats", "test_elbo_nats", "fid"):
+def primary_metric(model: str, metrics: dict) -> tuple[str, float | None]:
+    """(key, value), lower is better: the metric the family declares (`Family.primary_metric`: the IWAE
+    bound for VAEs, FID for GANs); a bound family evaluated without importance samples falls back to its
+    single-sample bound."""
+    from components.models import MODELS
+
+    family = MODELS[model]
+    keys = [family.primary_metric, *family.capabilities.likelihood_metrics().values()]
+    for key in keys:
         if metrics.get(key) is not None:
             return key, float(metrics[key])
-    return "fid", None
+    return family.primary_metric, None
 
 
 def protocol_hash(protocol: dict) -> str:
@@ -85,7 +91,7 @@ def promote(tracker, model: str, run_id: str, model_uri: str, metrics: dict, min
 
 def _promote(tracker, model: str, run_id: str, model_uri: str, metrics: dict, min_improvement: float) -> dict:
     client, name = tracker.client, registered_name(model)
-    metric, value = primary_metric(metrics)
+    metric, value = primary_metric(model, metrics)
     candidate = {"metric": metric, "value": value, "dataset": metrics["protocol"]["dataset_manifest_sha256"],
                  "protocol": protocol_hash(metrics["protocol"])}
     try:
@@ -131,10 +137,13 @@ def rollback(tracker, model: str) -> dict:
     return {"model": model, "champion": int(previous.version), "previous_champion": int(current.version) if current else None}
 
 
-def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0):
-    """n samples (torch, (n, C, H, W) in [0, 1]) from models:/genzoo-<model>@<alias>."""
+def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0, label: str | None = None):
+    """n samples (torch, (n, C, H, W) in [0, 1]) from models:/genzoo-<model>@<alias>; `label` (a class
+    name or index) for models that declare the `labels` capability."""
     import mlflow
     import torch
+
+    from components.errors import ConfigError
 
     name = registered_name(model)
     if _alias(tracker.client, name, alias) is None:
@@ -143,4 +152,21 @@ def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0):
 
     with using(tracker.uri):
         loaded = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    return torch.from_numpy(loaded.predict({"n": [n], "seed": [seed]}))
+    request = {"n": [n], "seed": [seed]}
+    if label is not None:
+        inner = loaded.unwrap_python_model().model
+        classes = list(inner.spec.classes)
+        if not inner.capabilities.labels:
+            from components.models import MODELS
+
+            conditional = ", ".join(m for m, f in MODELS.items() if f.capabilities.labels)
+            raise ConfigError(f"--label: {model} is not conditional; models that take labels: {conditional}")
+        if label in classes:
+            index = classes.index(label)
+        elif label.isdigit() and int(label) < len(classes):
+            index = int(label)
+        else:
+            raise ConfigError(f"--label: {label!r} is not a class of {name}@{alias}; allowed: "
+                              f"{', '.join(classes)} or 0..{len(classes) - 1}")
+        request["label"] = [index]
+    return torch.from_numpy(loaded.predict(request))

@@ -151,7 +151,7 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
     """Build the model and data stream of one rank and train; `report(metrics, snapshot)` ends each epoch
     (`snapshot` builds the checkpoint state when one is due, else None)."""
     from components.data import ShardStream, load_spec
-    from components.models import build
+    from components.models import MODELS, build
     from components.training.loop import LoopConfig, prepare_model, train
 
     torch.set_num_threads(job.cpus_per_worker)
@@ -171,7 +171,7 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
     if job.validate is not None and rank == 0:
         from components.evaluation.validation import make_validator
 
-        validate = make_validator(model.has_likelihood, Path(job.data_dir), spec, **job.validate)
+        validate = make_validator(MODELS[job.model], Path(job.data_dir), spec, **job.validate)
     loop_cfg = LoopConfig(epochs=job.epochs, seed=job.seed, checkpoint_every=job.checkpoint_every,
                           log_every=job.log_every, rank=rank, world_size=world, device=str(device),
                           config={"model": job.model, "model_config": job.model_config, "seed": job.seed},

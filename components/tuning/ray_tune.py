@@ -106,10 +106,9 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from components.evaluation.validation import objective_name
     from components.models import MODELS
 
-    metric = objective_name(hasattr(MODELS[name].Model, "log_likelihood"))
+    metric = MODELS[name].objective
     concurrency = effective_concurrency(settings, base_job.cpus_per_worker)
     if concurrency < settings.max_concurrent_trials:
         log(f"[tune {name}] max_concurrent_trials {settings.max_concurrent_trials} -> {concurrency}: "

@@ -30,11 +30,11 @@ def evaluated(tiny_project, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("evaluated")
     shutil.copytree(tiny_project / "datasets", root / "datasets")
-    params = load_config(write_params(root))
+    params = load_config(write_params(root, {"evaluate": {"feature_epochs": 4}}))  # a classifier that tells the classes apart
     summary = featurize(params, root / "features", log=lambda *_: None)
     spec = load_spec(root / "datasets/prepared")
     out = {}
-    for name in ("vae", "dcgan"):
+    for name in ("vae", "dcgan", "cvae", "cgan", "infogan"):
         torch.manual_seed(0)
         model = build(name, params.model_config_for(name), spec)
         stream = ShardStream(root / "datasets/prepared", spec, "train", 64)
@@ -71,6 +71,74 @@ def test_every_model_gets_sample_metrics_and_their_protocol(evaluated):
     assert vae["test_iwae_nats"] <= vae["test_elbo_nats"] + 1.0, "IWAE is the tighter bound"
     assert set(vae["figures"]) >= {"reconstructions", "traversal", "nearest_neighbours"}
     assert "traversal" not in out["dcgan"]["figures"]
+
+
+def test_evaluation_follows_declared_capabilities(evaluated):
+    """Each family gets the metrics and figures of what it declares, named for what they are."""
+    _, _, out = evaluated
+    cvae, cgan, infogan = out["cvae"], out["cgan"], out["infogan"]
+    assert cvae["test_iwae_given_y_nats"] <= cvae["test_elbo_given_y_nats"] + 1.0 and "test_elbo_nats" not in cvae
+    assert cvae["primary_metric"] == "test_iwae_given_y_nats" and out["vae"]["primary_metric"] == "test_iwae_nats"
+    assert "test_elbo_nats" not in cgan and cgan["primary_metric"] == "fid"
+    for m in (cvae, cgan):
+        assert 0 <= m["cond_accuracy"] <= 1 and set(m["fid_per_class"]) == {"0", "1", "2"}
+        assert m["fid_per_class_mean"] == pytest.approx(sum(m["fid_per_class"].values()) / 3)
+        assert {"class_grid", "interpolation"} <= set(m["figures"]) and "conditional accuracy" in m["protocol"]["conditioning"]
+    assert "cond_accuracy" not in out["dcgan"] and "cond_accuracy" not in infogan
+    assert 1 / 3 - 1e-9 <= infogan["code_accuracy"] <= 1 and sorted(infogan["code_to_class"]) == [0, 1, 2]
+    assert set(infogan["code_factor_corr"]) == {"c1", "c2"}
+    assert set(infogan["code_factor_corr"]["c1"]) == {"scale", "orientation", "pos_x", "pos_y"}
+    assert "code_traversal" in infogan["figures"] and "reconstructions" not in infogan["figures"]
+
+
+def test_conditional_accuracy_is_the_classifier_agreeing_with_the_requested_class():
+    """Through the sampling interface: a "model" that returns images of the requested class scores 1 and
+    matches each class's real features; one that ignores its label (always class 0) scores 1/3 and has a
+    worse per-class FID. The classifier is a real FeatureNet trained on three striped classes."""
+    import torch.nn.functional as F
+
+    from components.evaluation.conditional import conditional_metrics
+    from components.evaluation.features import FeatureNet, embed
+    from tests.models.test_contract import spec, stripes
+
+    torch.manual_seed(0)
+    x, y = stripes(300, spec())
+    x = (x + 0.1 * torch.rand_like(x)).clamp(0, 1)  # a little noise: distinct images per class
+    net = FeatureNet(1, 3, width=8)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    real_f, pred = embed(net, x)
+    assert (pred == y).float().mean() == 1.0
+
+    class Oracle:  # images of the requested class
+        def sample(self, n, labels=None, generator=None):
+            return torch.stack([x[y == int(k)][i % 100] for i, k in enumerate(labels)])
+
+    class Deaf(Oracle):  # ignores the label: always class 0
+        def sample(self, n, labels=None, generator=None):
+            return super().sample(n, torch.zeros(n, dtype=torch.long))
+
+    good = conditional_metrics(Oracle(), net, real_f, y, 3, 60, 0)
+    deaf = conditional_metrics(Deaf(), net, real_f, y, 3, 60, 0)
+    assert good["cond_accuracy"] == 1.0 and deaf["cond_accuracy"] == pytest.approx(1 / 3)
+    assert good["fid_per_class"]["0"] == pytest.approx(deaf["fid_per_class"]["0"])
+    assert good["fid_per_class_mean"] < deaf["fid_per_class_mean"]
+
+
+def test_code_matching_finds_the_best_permutation():
+    import numpy as np
+
+    from components.evaluation.conditional import matched_accuracy
+
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    assert matched_accuracy(np.array([2, 2, 0, 0, 1, 1]), labels, 3, 3) == (1.0, [1, 2, 0])
+    acc, mapping = matched_accuracy(np.array([0, 0, 0, 0, 1, 1]), labels, 3, 3)
+    assert acc == pytest.approx(4 / 6)
+    acc, _ = matched_accuracy(np.array([0, 1, 2, 3, 4, 4]), labels, 5, 3)  # more codes than classes: many-to-one
+    assert acc == 1.0
 
 
 def test_feature_gate_stops_featurize_with_the_reason(tiny_project, tmp_path):

@@ -102,3 +102,37 @@ def test_cli_samples_by_alias_and_rolls_back(store, tmp_path):
     res = subprocess.run(genzoo + ["sample", "--model", "vae", "-n", "4"], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 1 and res.stderr.strip() == (
         "error: sample: genzoo-vae has no alias 'champion'; run `dvc repro promote@vae` first")
+
+
+@pytest.fixture(scope="module")
+def conditional(store):
+    """A registered conditional model (cgan) in the same store, promoted to champion."""
+    tracker = store[0]
+    spec = DatasetSpec(name="dsprites", resolution=32, channels=1, classes=["a", "b", "c"], binary=True,
+                       counts={"train": 1}, shards={})
+    torch.manual_seed(0)
+    model = build("cgan", {"latent_dim": 8, "g_channels": 4, "d_channels": 4}, spec)
+    with torch.no_grad():  # make the label visible in the output: per-class shifts after batch norm
+        for m in model.generator.norms:
+            m.beta.weight.copy_(torch.arange(3.0)[:, None].expand_as(m.beta.weight))
+    path = export_model(tracker.root / "cgan.pt", "cgan", model)
+    run_id = tracker.start_run("train-cgan", {})
+    uri = tracker.log_model(run_id, path, "cgan")
+    tracker.end_run(run_id)
+    assert promote(tracker, "cgan", run_id, uri, candidate(40.0), 0.01)["metric"] == "fid"
+    return tracker, model
+
+
+def test_sampling_a_conditional_model_by_label(conditional):
+    tracker, model = conditional
+    for label, index in (("b", 1), ("2", 2)):
+        images = load_by_alias(tracker, "cgan", CHAMPION, 4, seed=5, label=label)
+        expected = model.sample(4, labels=torch.full((4,), index), generator=torch.Generator().manual_seed(5))
+        assert torch.allclose(images, expected, atol=1e-5), label
+    assert not torch.allclose(load_by_alias(tracker, "cgan", CHAMPION, 4, seed=5, label="a"), images)
+    from components.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--label: 'd' is not a class of genzoo-cgan@champion; allowed: a, b, c or 0..2"):
+        load_by_alias(tracker, "cgan", CHAMPION, 4, label="d")
+    with pytest.raises(ConfigError, match=r"--label: dcgan is not conditional; models that take labels: cvae, cgan"):
+        load_by_alias(tracker, "dcgan", CHAMPION, 4, label="a")

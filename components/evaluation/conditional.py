@@ -1,0 +1,93 @@
+"""Metrics for what conditional and code-based models claim, beyond the unconditional sample metrics.
+
+- Conditional accuracy (as in Odena et al. 2017's "AC-GAN" Inception accuracy, here with the featurize
+  classifier): generate n/K images for each requested class k and count how often the classifier
+  predicts k. A model that ignores its label scores about 1/K.
+- Per-class FID (Heusel et al. 2017, in the featurize feature space): the images generated for class k
+  against the test images of class k; the mean over classes is reported with each class's value.
+- InfoGAN code metrics (Chen et al. 2016 assess codes by eye; we measure them on data with known factors):
+  Q's categorical prediction on test images against the class label, as accuracy after the best
+  code-to-class matching (a permutation when there are as many codes as classes, else each code is mapped
+  to its majority class); and for each continuous code the absolute Pearson correlation of Q's mean with
+  every ground-truth factor (dSprites: scale, orientation, pos_x, pos_y), with the best-matching factor.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from components.evaluation.features import embed
+from components.evaluation.sample_metrics import fid
+
+
+@torch.no_grad()
+def per_class_samples(model, num_classes: int, per_class: int, seed: int, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (K * per_class, C, H, W), requested labels) generated class by class with a seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    for k in range(num_classes):
+        for s in range(0, per_class, batch_size):
+            m = min(batch_size, per_class - s)
+            y = torch.full((m,), k, dtype=torch.long)
+            images.append(model.sample(m, labels=y, generator=gen).cpu())
+            labels.append(y)
+    return torch.cat(images), torch.cat(labels)
+
+
+def conditional_metrics(model, net, real_features: torch.Tensor, real_labels: torch.Tensor, num_classes: int,
+                        per_class: int, seed: int) -> dict:
+    """{cond_accuracy, fid_per_class_mean, fid_per_class: {class index: FID}} of a label-conditional model."""
+    fake, requested = per_class_samples(model, num_classes, per_class, seed)
+    f_fake, pred = embed(net, fake)
+    out = {"cond_accuracy": float((pred == requested).float().mean()), "fid_per_class": {}}
+    for k in range(num_classes):
+        real_k = real_features[real_labels == k]
+        if len(real_k) >= 2:
+            out["fid_per_class"][str(k)] = fid(real_k, f_fake[requested == k])
+    values = list(out["fid_per_class"].values())
+    out["fid_per_class_mean"] = float(np.mean(values)) if values else None
+    out["cond_samples_per_class"] = per_class
+    return out
+
+
+def matched_accuracy(codes: np.ndarray, labels: np.ndarray, k_codes: int, k_classes: int) -> tuple[float, list[int]]:
+    """Accuracy of predicted codes against labels after the best code -> class mapping, and the mapping."""
+    counts = np.zeros((k_codes, k_classes), dtype=np.int64)
+    np.add.at(counts, (codes, labels), 1)
+    if k_codes == k_classes and k_codes <= 8:
+        best = max(itertools.permutations(range(k_classes)), key=lambda p: sum(counts[c, p[c]] for c in range(k_codes)))
+        mapping = list(best)
+    else:
+        mapping = counts.argmax(1).tolist()  # many-to-one: each code to its majority class
+    correct = sum(counts[c, mapping[c]] for c in range(k_codes))
+    return float(correct / max(len(labels), 1)), [int(m) for m in mapping]
+
+
+def code_metrics(model, images: np.ndarray, labels: np.ndarray, factors: dict[str, np.ndarray],
+                 batch_size: int = 500) -> dict:
+    """How well InfoGAN's codes, as Q reads them off test images, predict the data's known factors."""
+    from components.data import to_float
+
+    probs, means = [], []
+    for s in range(0, len(images), batch_size):
+        p, m = model.predict_codes(to_float(images[s : s + batch_size]))
+        probs.append(p.cpu())
+        means.append(m.cpu())
+    probs, means = torch.cat(probs), torch.cat(means).numpy()
+    acc, mapping = matched_accuracy(probs.argmax(1).numpy(), labels, probs.shape[1], int(labels.max()) + 1)
+    out = {"code_accuracy": acc, "code_to_class": mapping, "code_factor_corr": {}}
+    continuous = {k: v for k, v in factors.items() if k != "shape" and len(np.unique(v)) > 1}
+    best = []
+    for j in range(means.shape[1]):
+        corr = {f: float(abs(np.corrcoef(means[:, j], v)[0, 1])) if means[:, j].std() > 0 else 0.0
+                for f, v in continuous.items()}
+        out["code_factor_corr"][f"c{j + 1}"] = corr
+        if corr:
+            f = max(corr, key=corr.get)
+            best.append(corr[f])
+            out[f"code_c{j + 1}_best_factor"] = f
+    out["code_factor_corr_best_mean"] = float(np.mean(best)) if best else None
+    return out
