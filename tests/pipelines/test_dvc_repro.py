@@ -24,6 +24,15 @@ def run(cmd, cwd, timeout=900):
     return res.stdout + res.stderr
 
 
+def changed_stages(repo: Path) -> set[str]:
+    """Stages `dvc status` reports as changed (their own dependencies changed)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(repo))
+    res = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=repo, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    return set(json.loads(res.stdout))
+
+
 def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
@@ -55,6 +64,8 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     assert ran_stages(out) == {"prepare", "featurize", "tune@vae", "tune@dcgan", "train@vae", "train@dcgan",
                                "evaluate@vae", "evaluate@dcgan", "promote@vae", "promote@dcgan", "report"}
     assert json.loads((repo / "promotion/vae.json").read_text())["promoted"] is True
+    for name in ("vae", "dcgan"):  # train@<m> depends on it: nothing that differs between identical sweeps
+        assert not {"sweep_run_id", "wall_time_s", "work_s"} & set(json.loads((repo / f"tuned/{name}.json").read_text()))
     vae = json.loads((repo / "metrics/vae.json").read_text())
     assert vae["test_elbo_nats"] > 0 and vae["protocol"]["n_real"] == 256
     for name in ("vae", "dcgan"):
@@ -76,3 +87,11 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     assert resolved["model_config"]["kl_weight"] == 2.0
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
     assert "test_elbo_nats" in shown
+
+    # narrow dependencies: editing one family's file and adding a line to the registry (what a new family
+    # does) leave every other family's stages up to date
+    with open(repo / "components/models/dcgan.py", "a") as f:
+        f.write("\n# an edit to the DCGAN family\n")
+    with open(repo / "components/models/__init__.py", "a") as f:
+        f.write("\n# a new family's registry line\n")
+    assert changed_stages(repo) == {"tune@dcgan", "train@dcgan", "evaluate@dcgan"}
