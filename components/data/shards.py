@@ -26,6 +26,7 @@ import torch
 from components.errors import DataError
 
 MANIFEST = "dataset.json"
+MARKER = ".genzoo-prepared"  # in every folder prepare writes: the only kind of folder it ever replaces
 SPLITS = ("train", "val", "test")
 
 
@@ -61,6 +62,23 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def check_replaceable(path: Path) -> None:
+    """prepare replaces its output folder as a whole: only a folder it wrote (its marker file, or an older
+    prepare's dataset.json and shards and nothing else) or an absent/empty one may be removed."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise DataError(f"{path}: data.out_dir is a file, not a folder; choose a folder that prepare may own")
+    entries = {p.name for p in path.iterdir()}
+    if not entries or MARKER in entries:
+        return
+    if MANIFEST in entries and all(e == MANIFEST or e.endswith(".parquet") for e in entries):
+        return  # written by a prepare from before the marker
+    raise DataError(f"{path}: data.out_dir holds files prepare did not write (no {MARKER}); "
+                    "choose a new or empty folder, nothing was deleted")
+
+
 def write_dataset(
     out_dir: Path,
     *,
@@ -76,8 +94,16 @@ def write_dataset(
     """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
+    for d in (out_dir, tmp):
+        check_replaceable(d)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    (tmp / MARKER).write_text("written by GenZoo's prepare; the folder is replaced as a whole on the next prepare\n")
+    for split, (_, labels, _) in splits.items():
+        bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+        if bad.size:
+            shutil.rmtree(tmp)
+            raise DataError(f"{name} {split} split: label {labels[bad[0]]} at row {bad[0]} is outside 0..{len(classes) - 1}")
     first = next(iter(splits.values()))[0]
     _, channels, height, width = first.shape
     binary = all(bool(np.isin(images, (0, 255)).all()) for images, _, _ in splits.values())
@@ -120,8 +146,39 @@ def write_dataset(
     return load_spec(out_dir, verify=False)
 
 
+MANIFEST_FIELDS = {"name": str, "resolution": int, "channels": int, "classes": list, "binary": bool, "counts": dict,
+                   "shards": dict}
+SHARD_FIELDS = {"file": str, "rows": int, "bytes": int, "sha256": str}
+
+
+def _check_manifest(path: Path, raw) -> None:
+    """Every field dataset.json must have, with its type, and counts that agree with the shards."""
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: malformed manifest (not a JSON object)")
+    for key, typ in MANIFEST_FIELDS.items():
+        if key not in raw:
+            raise DataError(f"{path}: malformed manifest (no '{key}')")
+        if not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool)):
+            raise DataError(f"{path}: malformed manifest ('{key}' must be {typ.__name__}, got {raw[key]!r})")
+    if raw["resolution"] < 1 or raw["channels"] < 1 or not raw["classes"]:
+        raise DataError(f"{path}: malformed manifest (resolution, channels and classes must be positive)")
+    for split, shards in raw["shards"].items():
+        if not isinstance(shards, list):
+            raise DataError(f"{path}: malformed manifest (shards.{split} must be a list)")
+        for i, shard in enumerate(shards):
+            for key, typ in SHARD_FIELDS.items():
+                if not isinstance(shard, dict) or not isinstance(shard.get(key), typ):
+                    raise DataError(f"{path}: malformed manifest (shards.{split}[{i}] needs '{key}' ({typ.__name__}))")
+            if "/" in shard["file"] or shard["file"].startswith("."):
+                raise DataError(f"{path}: malformed manifest (shards.{split}[{i}].file must be a file name in the folder)")
+        rows = sum(sh["rows"] for sh in shards)
+        if raw["counts"].get(split) != rows:
+            raise DataError(f"{path}: counts.{split} is {raw['counts'].get(split)} but its shards hold {rows} rows")
+
+
 def load_spec(data_dir: Path, verify: bool = True) -> DatasetSpec:
-    """Read dataset.json; with verify, check every shard's size and sha256 and name the first bad one."""
+    """Read and check dataset.json; with verify, check every shard's size, sha256 and row count and name the
+    first bad one."""
     data_dir = Path(data_dir)
     path = data_dir / MANIFEST
     if not path.is_file():
@@ -129,8 +186,12 @@ def load_spec(data_dir: Path, verify: bool = True) -> DatasetSpec:
     blob = path.read_bytes()
     try:
         raw = json.loads(blob)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: malformed manifest ({err})") from None
+    _check_manifest(path, raw)
+    try:
         spec = DatasetSpec(**raw, manifest_sha256=hashlib.sha256(blob).hexdigest())
-    except (json.JSONDecodeError, TypeError) as err:
+    except TypeError as err:
         raise DataError(f"{path}: malformed manifest ({err})") from None
     if verify:
         for split_shards in spec.shards.values():
@@ -147,6 +208,9 @@ def verify_shard(data_dir: Path, shard: dict) -> None:
         raise DataError(f"{f}: shard size {f.stat().st_size} != {shard['bytes']} in {MANIFEST} (truncated or changed)")
     if sha256_file(f) != shard["sha256"]:
         raise DataError(f"{f}: shard sha256 does not match {MANIFEST} (changed on disk); re-run prepare")
+    rows = pq.ParquetFile(f).metadata.num_rows
+    if rows != shard["rows"]:
+        raise DataError(f"{f}: {rows} rows but {MANIFEST} says {shard['rows']}")
 
 
 def read_split(data_dir: Path, spec: DatasetSpec, split: str, limit: int | None = None):

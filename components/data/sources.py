@@ -9,6 +9,7 @@ to stage the files or to use dsprites.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,19 @@ def _find(root: Path, stem: str) -> Path | None:
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (MNIST format, optionally gzipped) into a uint8 array."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError; truncation is an EOFError
+        raise DataError(f"{path}: unreadable ({type(err).__name__}: {err}); re-stage the file") from None
+    if len(data) < 4:
+        raise DataError(f"{path}: truncated IDX file ({len(data)} bytes, no header)")
     magic = int.from_bytes(data[0:4], "big")
     if magic >> 8 != 0x08:  # 0x08: unsigned byte payload
         raise DataError(f"{path}: not an unsigned-byte IDX file (magic {magic:#x})")
     ndim = magic & 0xFF
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes)")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     payload = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if payload.size != int(np.prod(dims)):
@@ -81,6 +89,12 @@ def load_mnist_split(root: Path, split: str, dataset: str = "mnist") -> tuple[np
     images, labels = read_idx(found[0]), read_idx(found[1]).astype(np.int64)
     if len(images) != len(labels):
         raise DataError(f"{found[0]}: {len(images)} images but {len(labels)} labels in {found[1]}")
+    if images.ndim != 3:
+        raise DataError(f"{found[0]}: expected images of shape (N, H, W), got {images.shape}")
+    k = len(CLASSES[dataset])
+    bad = np.flatnonzero((labels < 0) | (labels >= k))
+    if bad.size:
+        raise DataError(f"{found[1]}: label {labels[bad[0]]} at row {bad[0]} is outside 0..{k - 1} ({dataset} has {k} classes)")
     return images[:, None], labels  # (N, 28, 28) -> (N, 1, 28, 28)
 
 

@@ -102,3 +102,60 @@ def test_stream_memory_is_bounded_by_its_buffer(tmp_path):
 def test_to_float_is_the_one_normalisation():
     x = to_float(np.array([0, 128, 255], dtype=np.uint8))
     assert x.dtype == torch.float32 and torch.allclose(x, torch.tensor([0.0, 128 / 255, 1.0]))
+
+
+def test_prepare_replaces_only_a_folder_it_wrote(tmp_path):
+    """A folder with files prepare did not write is never removed (nor its .tmp sibling); one that prepare
+    wrote (its marker) is replaced as a whole."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(DataError, match=r"mine: data.out_dir holds files prepare did not write .*nothing was deleted"):
+        write_dataset(mine, name="toy", splits=_splits(), classes=list("abcdefghij"), source="t", shard_rows=128)
+    assert (mine / "thesis.tex").read_text() == "years of work" and not (tmp_path / "mine.tmp").exists()
+    (tmp_path / "ds.tmp").mkdir()
+    (tmp_path / "ds.tmp" / "notes.txt").write_text("not ours")
+    with pytest.raises(DataError, match="ds.tmp: data.out_dir holds files prepare did not write"):
+        write_dataset(tmp_path / "ds", name="toy", splits=_splits(), classes=list("abcdefghij"), source="t", shard_rows=128)
+    assert (tmp_path / "ds.tmp" / "notes.txt").exists()
+    (tmp_path / "ds.tmp" / "notes.txt").unlink()
+    write_dataset(tmp_path / "ds", name="toy", splits=_splits(), classes=list("abcdefghij"), source="t", shard_rows=128)
+    assert (tmp_path / "ds" / ".genzoo-prepared").is_file()
+    write_dataset(tmp_path / "ds", name="toy", splits=_splits(seed=1), classes=list("abcdefghij"), source="t", shard_rows=128)
+
+
+def test_labels_outside_the_classes_are_refused(tmp_path):
+    splits = _splits()
+    splits["val"][1][3] = 10  # 10 classes: labels 0..9
+    with pytest.raises(DataError, match=r"toy val split: label 10 at row 3 is outside 0..9"):
+        write_dataset(tmp_path / "ds", name="toy", splits=splits, classes=list("abcdefghij"), source="t", shard_rows=128)
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.tmp").exists()
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m["shards"]["train"][0].pop("sha256"), r"shards.train\[0\] needs 'sha256'"),
+    (lambda m: m["counts"].update(train=999), r"counts.train is 999 but its shards hold 300 rows"),
+    (lambda m: m.pop("classes"), r"malformed manifest \(no 'classes'\)"),
+    (lambda m: m.update(resolution="8"), r"'resolution' must be int"),
+    (lambda m: m["shards"]["val"][0].update(file="../../etc/passwd"), r"must be a file name in the folder"),
+])
+def test_every_manifest_field_is_checked(tmp_path, edit, message):
+    write_dataset(tmp_path / "ds", name="toy", splits=_splits(), classes=list("abcdefghij"), source="t", shard_rows=128)
+    path = tmp_path / "ds" / "dataset.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=message) as err:
+        load_spec(tmp_path / "ds")
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_a_shard_whose_row_count_disagrees_with_the_manifest_is_refused(tmp_path):
+    write_dataset(tmp_path / "ds", name="toy", splits=_splits(), classes=list("abcdefghij"), source="t", shard_rows=128)
+    path = tmp_path / "ds" / "dataset.json"
+    manifest = json.loads(path.read_text())
+    manifest["shards"]["train"][0]["rows"] -= 28  # counts adjusted too: only the shard's own row count lies
+    manifest["shards"]["train"][1]["rows"] += 28
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=r"train-00000.parquet: 128 rows but dataset.json says 100"):
+        load_spec(tmp_path / "ds")

@@ -80,3 +80,34 @@ def test_dsprites_splits_are_disjoint_draws(tmp_path):
     assert classes == ["square", "ellipse", "heart"] and "procedural" in source
     assert {k: len(v[1]) for k, v in splits.items()} == {"train": 512, "val": 128, "test": 256}
     assert set(splits["train"][2]) == {"shape", "scale", "orientation", "pos_x", "pos_y"}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_mnist_gz_is_one_line_naming_the_file(tmp_path, damage):
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(MNIST_T10K / name, staged / name)
+    target = staged / "t10k-images-idx3-ubyte.gz"
+    data = bytearray(target.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0x40  # one bit in the deflate stream
+    target.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: (unreadable|truncated)") as err:
+        load_mnist_split(staged, "test")
+    assert "\n" not in str(err.value)
+
+
+def test_mnist_label_outside_the_ten_digits_is_refused(tmp_path):
+    import gzip
+
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    shutil.copy(MNIST_T10K / "t10k-images-idx3-ubyte.gz", staged)
+    labels = bytearray(gzip.decompress((MNIST_T10K / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    labels[8 + 41] = 12  # header is 8 bytes; row 41 gets label 12
+    (staged / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(labels)))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: label 12 at row 41 is outside 0..9"):
+        load_mnist_split(staged, "test")
