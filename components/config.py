@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from components.errors import ConfigError
 
@@ -23,14 +24,38 @@ DATASETS = ("dsprites", "mnist", "fashion_mnist", "cifar10")
 RESOLUTIONS = (32, 64)
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+SEED = Field(0, ge=0, le=2**32 - 1)  # every seed: numpy, torch and Optuna accept 32-bit seeds
+
+
+def _numeric(annotation) -> bool:
+    """int / float / their Optional: fields where YAML's yes/no/true/false must not pass as 1/0."""
+    args = getattr(annotation, "__args__", None)
+    if args:
+        return any(_numeric(a) for a in args if a is not type(None))
+    return annotation in (int, float)
+
+
+class StrictNumbers(BaseModel):
+    """No booleans for numbers (`epochs: yes` is not 1) and no inf/nan (`lr: .inf`); unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value, info):
+        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError("expected a number, not a yes/no value")
+        return value
+
+
+class Section(StrictNumbers):
+    pass
 
 
 class DataConfig(Section):
     dataset: Literal["dsprites", "mnist", "fashion_mnist", "cifar10"] = "dsprites"  # which source
     resolution: Literal[32, 64] = 32  # output side length in pixels (DCGAN needs a power of two)
-    seed: int = 0  # seeds dSprites factor sampling and the train/val split
+    seed: int = SEED  # seeds dSprites factor sampling and the train/val split
     n_train: int = Field(20000, ge=1)  # dsprites: training images (torchvision sets: cap, see below)
     n_val: int = Field(2000, ge=1)  # validation images (held out from the training split)
     n_test: int = Field(2000, ge=1)  # dsprites: test images; torchvision sets use their test split
@@ -45,7 +70,7 @@ class TrainConfig(Section):
     workers: int = Field(2, ge=1)  # Ray Train DDP workers
     cpus_per_worker: int = Field(1, ge=1)  # torch threads and Ray CPUs per worker
     use_gpu: Literal["auto", "yes", "no"] = "auto"  # auto: GPU workers when the cluster has GPUs
-    seed: int = 0  # model init, data order and noise; the same seed gives the same run
+    seed: int = SEED  # model init, data order and noise; the same seed gives the same run
     checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (the last epoch always saves)
     max_failures: int = Field(2, ge=0)  # worker-group restarts from the last checkpoint
     log_every: int = Field(50, ge=1)  # steps between progress lines on rank 0
@@ -55,7 +80,7 @@ class TrainConfig(Section):
 
 
 class EvaluateConfig(Section):
-    seed: int = 0  # seeds sampling for figures and metrics
+    seed: int = SEED  # seeds sampling for figures and metrics
     n_samples: int = Field(10000, ge=100)  # real and generated images per sample metric (capped at the test split)
     iw_samples: int = Field(1000, ge=1)  # importance samples of the IWAE bound (1: ELBO only)
     iw_max_images: int | None = Field(None, ge=1)  # test images for the IWAE bound (None: the whole split)
@@ -85,6 +110,8 @@ class SpaceParam(Section):
             return
         if self.low is None or self.high is None:
             raise ConfigError(f"{key}: low and high are required for type {self.type}")
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ConfigError(f"{key}: low and high must be finite numbers (got {self.low}, {self.high})")
         if not self.low < self.high:
             raise ConfigError(f"{key}: low must be below high (got {self.low} >= {self.high})")
         if self.type == "loguniform" and self.low <= 0:
@@ -106,7 +133,7 @@ class TuneSettings(Section):
     epoch_images: int | None = Field(None, ge=1)  # images per trial epoch (ASHA's time unit); None: the whole split
     val_images: int = Field(1000, ge=10)  # validation images for the objective
     fid_samples: int = Field(500, ge=10)  # generated images per FID objective (GANs)
-    seed: int = 0  # Optuna's sampler seed
+    seed: int = SEED  # Optuna's sampler seed
 
 
 class PromoteConfig(Section):
@@ -114,7 +141,7 @@ class PromoteConfig(Section):
 
 
 class PipelineConfig(Section):
-    models: list[str] = Field(default_factory=lambda: ["vae", "dcgan"])  # models the pipeline trains
+    models: list[str] = Field(default_factory=lambda: ["vae", "dcgan"], min_length=1)  # models the pipeline trains
 
 
 class MlflowConfig(Section):
@@ -177,14 +204,33 @@ def tune_for(params: Params, name: str) -> ModelTune:
         spec = ModelTune(**params.tune.get(name, {}))
     except ValidationError as err:
         raise ConfigError(_one_line(err, prefix=f"tune.{name}")) from None
-    fields = params.model_config_for(name).model_fields
+    from components.models import MODELS
+
+    base = params.model_config_for(name).model_dump()
+    fields = MODELS[name].Config.model_fields
     for key, dist in spec.space.items():
+        where = f"tune.{name}.space.{key}"
         if key not in fields or key in ("epochs", "batch_size"):
             allowed = ", ".join(k for k in fields if k not in ("epochs", "batch_size"))
-            raise ConfigError(f"tune.{name}.space.{key}: not a searchable parameter of {name}; allowed: {allowed}")
-        dist.check(f"tune.{name}.space.{key}")
-        if dist.type == "int" and fields[key].annotation is not int:
-            raise ConfigError(f"tune.{name}.space.{key}: type int, but models.{name}.{key} is not an integer")
+            raise ConfigError(f"{where}: not a searchable parameter of {name}; allowed: {allowed}")
+        dist.check(where)
+        integer = fields[key].annotation is int
+        if dist.type == "int" and not integer:
+            raise ConfigError(f"{where}: type int, but models.{name}.{key} is not an integer")
+        if dist.type in ("uniform", "loguniform") and not _numeric(fields[key].annotation):
+            raise ConfigError(f"{where}: type {dist.type}, but models.{name}.{key} is not a number; use type choice")
+        if dist.type in ("uniform", "loguniform") and integer:
+            raise ConfigError(f"{where}: type {dist.type} on the integer models.{name}.{key}; use type int")
+        if dist.type == "int" and not (float(dist.low).is_integer() and float(dist.high).is_integer()):
+            raise ConfigError(f"{where}: type int needs whole-number low and high (got {dist.low}, {dist.high})")
+        values = dist.values if dist.type == "choice" else [int(dist.low), int(dist.high)] if integer else [dist.low, dist.high]
+        labels = [f"values[{i}]" for i in range(len(values))] if dist.type == "choice" else ["low", "high"]
+        for label, value in zip(labels, values, strict=True):
+            try:
+                MODELS[name].Config(**{**base, key: value})
+            except ValidationError as err:
+                problem = _one_line(err).split(": ", 1)[-1]
+                raise ConfigError(f"{where}.{label}: {value!r} is not allowed for models.{name}.{key}: {problem}") from None
     for i, point in enumerate(spec.points_to_evaluate):
         extra, missing = set(point) - set(spec.space), set(spec.space) - set(point)
         if extra:
@@ -202,7 +248,7 @@ def _one_line(err: ValidationError, prefix: str = "") -> str:
         return f"{key}: unknown key (not a GenZoo parameter; check the spelling against params.yaml)"
     got = e.get("input")
     got_txt = f" (got {got!r})" if not isinstance(got, dict) else ""
-    return f"{key}: {e['msg']}{got_txt}"
+    return f"{key}: {e['msg'].removeprefix('Value error, ')}{got_txt}"
 
 
 def _overlay(base: dict, extra: dict) -> dict:
@@ -243,6 +289,10 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
     except ValidationError as err:
         raise ConfigError(_one_line(err)) from None
     params._root = path.resolve().parent
+    out = params.path(params.data.out_dir)
+    if out == params.root or params.root.is_relative_to(out) or not out.is_relative_to(params.root):
+        raise ConfigError(f"data.out_dir: must be a folder inside the project, below {params.root} "
+                          f"(got {params.data.out_dir!r}, which is {out}); prepare replaces it as a whole")
     from components.models import MODELS
 
     for name in params.models:

@@ -23,19 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
+from components.config import StrictNumbers
 from components.data.shards import DatasetSpec
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images in [0, 1] (B, C, H, W), labels (B,))
 LossFn = Callable[[Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-class ModelConfig(BaseModel):
-    """Base of every model family's config: rejects unknown keys; the training budget every family has."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ModelConfig(StrictNumbers):
+    """Base of every model family's config: rejects unknown keys, booleans for numbers and inf/nan; the
+    training budget every family has."""
 
     batch_size: int = Field(64, ge=1)  # per-worker batch
     epochs: int = Field(10, ge=1)  # passes over the training split
