@@ -24,10 +24,25 @@ def _versions() -> dict:
 
 
 def inception_fid(weights: Path, real_uint8: torch.Tensor, fake: torch.Tensor) -> float:
-    """Standard FID with torch-fidelity's Inception-v3 (Heusel et al. 2017), from a local weights file."""
+    """Standard FID with torch-fidelity's Inception-v3 (Heusel et al. 2017), from a local weights file.
+
+    torch-fidelity unpickles the file with weights_only=False, which runs any code a pickle holds; so the file
+    is loaded here with weights_only=True (tensors and containers only, else a one-line DataError) and
+    torch-fidelity gets a private copy of what that load returned."""
+    import tempfile
+
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(weights))
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...: all mean "not plain weights"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"evaluate.inception_weights={weights}: not a plain state_dict of tensors; refused "
+                        f"({first[:160]})") from None
+    with tempfile.TemporaryDirectory(prefix="genzoo-inception-") as tmp:
+        safe = Path(tmp) / "weights.pth"
+        torch.save(state, safe)
+        metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(safe))
     for x, real in ((real_uint8, True), ((fake * 255).round().to(torch.uint8), False)):
         for s in range(0, len(x), 200):
             b = x[s : s + 200]

@@ -71,11 +71,13 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
     """Train model `name` on the prepared dataset with Ray Train, tracked in MLflow."""
     from components.models import build
     from components.tracking import Tracker, tracking_uri
-    from components.training.ray_train import TrainingError, connect, fit
+    from components.training.ray_train import TrainingError, check_local_cpus, connect, fit
 
     spec = load_spec(params.path(params.data.out_dir))
     model_cfg, _ = model_config(params, name)
     build(name, model_cfg, spec)  # fail here, before Ray starts, if config and data do not fit
+    check_local_cpus(params.ray.address, params.train.workers * params.train.cpus_per_worker,
+                     "train.workers x train.cpus_per_worker")
     resolved = resolve(params, name, spec)
     run_name = f"{name}-{config_hash(resolved)}"  # checkpoints are keyed by the resolved config
     uri = tracking_uri(params.mlflow.tracking_uri, params.root)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from components.errors import TrainingError
+from components.errors import ConfigError, TrainingError
 
 STATE_FILE = "state.pt"
 # Set before Ray is first imported (its constants read them at import); a user's own setting wins.
@@ -69,12 +69,25 @@ class TrainJob:
     validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, root: Path | None = None) -> None:
+def check_local_cpus(address: str | None, num_cpus: int | None, need: str) -> None:
+    """A run on the local Ray (no RAY_ADDRESS / ray.address) cannot use more CPUs than the machine has:
+    Ray would oversubscribe them or wait forever for the worker group."""
+    cpus = os.cpu_count() or 1
+    if not (os.environ.get("RAY_ADDRESS") or address) and num_cpus and num_cpus > cpus:
+        raise ConfigError(f"{need} = {num_cpus} CPUs, but this machine has {cpus}: lower them, or set ray.address "
+                          "(or RAY_ADDRESS) to a cluster that has the CPUs")
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, root: Path | None = None,
+            need: str = "train.workers x train.cpus_per_worker") -> None:
     """Join the cluster at RAY_ADDRESS / `address`, or the local Ray this run shares (ray_session):
-    started by the first stage that needs it, joined in ~0.1 s by the next ones."""
+    started by the first stage that needs it, joined in ~0.1 s by the next ones. A local run that needs
+    more CPUs (`num_cpus`, from the params named by `need`) than the machine has is refused before Ray starts."""
     from components.training import ray_session
 
+    check_local_cpus(address, num_cpus, need)
     address = os.environ.get("RAY_ADDRESS") or address
+    cpus = os.cpu_count() or 1
     if address:
         ray_session.token_auth_if_available()  # before Ray is imported
     import ray
@@ -88,7 +101,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
         env_vars["PYTHONPATH"] = str(root)
     env = {"env_vars": env_vars}
     if not address:
-        address, auth = ray_session.ensure(max(os.cpu_count() or 1, num_cpus or 1))
+        address, auth = ray_session.ensure(cpus)
         # Ray's State API client (e.g. Ray Train's placement-group cleaner) finds its cluster by RAY_ADDRESS,
         # else by /tmp/ray/ray_current_cluster, which names whatever `ray start` ran last on this machine.
         env_vars["RAY_ADDRESS"] = address

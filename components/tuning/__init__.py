@@ -17,11 +17,15 @@ def tune_model(params: Params, name: str, log=print, exhaustive: bool = False) -
     if spec.num_samples == 0 or not spec.space:
         return {"model": name, "tuned": False, "reason": f"tune.{name} has no trials or no space"}
     settings = tune_settings(params)
+    from components.training.ray_train import check_local_cpus
+
+    need = "tune.workers_per_trial x train.cpus_per_worker"
+    check_local_cpus(params.ray.address, settings.workers_per_trial * params.train.cpus_per_worker, need)
     data_spec = load_spec(params.path(params.data.out_dir))
     uri = tracking_uri(params.mlflow.tracking_uri, params.root)
     tracker = Tracker(uri, params.mlflow.experiment, root=params.root)  # fails fast when unreachable
     job = base_job(params, name, data_spec, params.model_config_for(name).model_dump(), uri)
     job.validate = {"feature_net": str(params.path("features/classifier.pt")), "val_images": settings.val_images,
                     "fid_samples": settings.fid_samples, "seed": params.evaluate.seed}
-    connect(params.ray.address, settings.workers_per_trial * params.train.cpus_per_worker, params.root)
+    connect(params.ray.address, settings.workers_per_trial * params.train.cpus_per_worker, params.root, need=need)
     return run_sweep(params, name, spec, settings, job, tracker, log=log, exhaustive=exhaustive)

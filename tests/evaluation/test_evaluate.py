@@ -173,3 +173,27 @@ def test_report_marks_the_best_value_per_column(evaluated):
     assert "-IWAE (nats)" in page and summary["feature_net_sha256"][:16] in page
     best_fid = min(out["vae"]["fid"], out["dcgan"]["fid"])
     assert f'<td class="best">{best_fid:.4g}</td>' in page
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_inception_weights_that_would_run_code_are_refused_unrun(tmp_path):
+    from components.evaluation import inception_fid
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "pt_inception.pth"
+    torch.save({"conv.weight": torch.zeros(1), "payload": _RunsCode(marker)}, path)
+    fake = torch.zeros(2, 1, 32, 32)
+    with pytest.raises(DataError, match=r"evaluate.inception_weights=.*pt_inception.pth: not a plain state_dict of tensors; refused") as err:
+        inception_fid(path, torch.zeros(2, 1, 32, 32, dtype=torch.uint8), fake)
+    assert "\n" not in str(err.value) and not marker.exists(), "the payload never ran"

@@ -58,3 +58,37 @@ def test_prepare_writes_the_dataset(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "prepared dsprites 1x32x32 (train 512, val 128, test 256)" in res.stdout
     assert json.loads((tmp_path / "datasets/prepared/dataset.json").read_text())["counts"]["test"] == 256
+
+
+@pytest.mark.parametrize("out_dir", [".", ".."])
+def test_prepare_into_the_project_or_above_deletes_nothing(tmp_path, out_dir):
+    project = tmp_path / "project"
+    project.mkdir()
+    write_params(project, {"data": {"out_dir": out_dir}})
+    (project / "notes.txt").write_text("keep me")
+    res = stage("prepare", cwd=project)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: data.out_dir: must be a folder inside"), res.stderr
+    assert (project / "notes.txt").read_text() == "keep me" and (project / "params.yaml").is_file()
+
+
+def test_prepare_refuses_a_folder_it_did_not_write(tmp_path):
+    write_params(tmp_path, {"data": {"out_dir": "components"}})
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "code.py").write_text("print('mine')")
+    res = stage("prepare", cwd=tmp_path)
+    assert res.returncode == 2 and "holds files prepare did not write" in res.stderr, res.stderr
+    assert (tmp_path / "components" / "code.py").is_file() and not (tmp_path / "components.tmp").exists()
+
+
+@pytest.mark.parametrize("name,extra,key", [
+    ("train", {"train": {"workers": 64}}, "train.workers x train.cpus_per_worker = 64 CPUs"),
+    ("tune", {"tune": {"workers_per_trial": 3, "vae": {"num_samples": 2}}, "train": {"cpus_per_worker": 40}},
+     "tune.workers_per_trial x train.cpus_per_worker = 120 CPUs"),
+])
+def test_more_workers_than_local_cpus_is_refused_before_ray_or_mlflow(project, name, extra, key):
+    write_params(project, extra)
+    res = stage(name, "--model", "vae", cwd=project)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and key in lines[0] and "but this machine has" in lines[0], res.stderr
+    assert not (project / "mlflow.db").exists(), "refused before any run was opened"
