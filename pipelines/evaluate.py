@@ -30,9 +30,9 @@ def main() -> None:
     os.replace(tmp, out)
     run = json.loads((model_dir / "run.json").read_text()) if (model_dir / "run.json").is_file() else None
     if run:
-        from components.tracking import Tracker
+        from components.tracking import Tracker, own_run_store
 
-        tracker = Tracker(run["tracking_uri"], params.mlflow.experiment, root=params.root)
+        tracker = Tracker(own_run_store(params, run, model_dir / "run.json"), params.mlflow.experiment, root=params.root)
         tracker.log_metrics(run["run_id"], {k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracker.set_tags(run["run_id"], {f"genzoo.protocol.{k}": v for k, v in metrics["protocol"].items()
                                          if not isinstance(v, dict)})

@@ -11,7 +11,7 @@ from pipelines import _stage
 
 def promote_model(params, name: str) -> dict:
     from components.errors import DataError
-    from components.tracking import Tracker
+    from components.tracking import Tracker, own_run_store
     from components.tracking.registry import promote
 
     run_file, metrics_file = params.path(f"models/{name}/run.json"), params.path(f"metrics/{name}.json")
@@ -19,7 +19,7 @@ def promote_model(params, name: str) -> dict:
         if not f.is_file():
             raise DataError(f"{f}: missing; run `dvc repro {stage}` first")
     run, metrics = json.loads(run_file.read_text()), json.loads(metrics_file.read_text())
-    tracker = Tracker(run["tracking_uri"], params.mlflow.experiment, root=params.root)
+    tracker = Tracker(own_run_store(params, run, run_file), params.mlflow.experiment, root=params.root)
     return promote(tracker, name, run["run_id"], run["model_uri"], metrics, params.promote.min_improvement)
 
 

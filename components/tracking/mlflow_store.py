@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -30,6 +31,19 @@ def tracking_uri(configured: str | None, root: Path) -> str:
     """The URI to use: MLFLOW_TRACKING_URI, else the configured one, else the project's SQLite store."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
     return uri or f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"
+
+
+def own_run_store(params, run: dict, run_file: Path) -> str:
+    """The tracking URI for a run recorded in models/<m>/run.json, resolved from this project and environment
+    (never from the absolute URI the file recorded): if they differ, the run lives in another store (a copied
+    project, a changed MLFLOW_TRACKING_URI) and nothing is written to it."""
+    uri = tracking_uri(params.mlflow.tracking_uri, params.root)
+    if run.get("tracking_uri") != uri:
+        from components.errors import DataError
+
+        raise DataError(f"{run_file}: its run {run.get('run_id')} is in {run.get('tracking_uri')}, but this project "
+                        f"tracks to {uri} (a copied project, or MLFLOW_TRACKING_URI changed?); rerun the model's train stage")
+    return uri
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -85,6 +99,7 @@ class Tracker:
         if self._experiment_id is None:
             exp = self.client.get_experiment_by_name(self.experiment_name)
             if exp is not None:
+                self._check_artifact_location(exp.artifact_location)
                 self._experiment_id = exp.experiment_id
             else:
                 location = None
@@ -92,6 +107,18 @@ class Tracker:
                     location = (self.root / ARTIFACTS_DIR).resolve().as_uri()
                 self._experiment_id = self.client.create_experiment(self.experiment_name, artifact_location=location)
         return self._experiment_id
+
+    def _check_artifact_location(self, location: str) -> None:
+        """This project's own SQLite store must keep its artifacts in this project: a copied project (cp -a)
+        carries the original's absolute artifact location and would write into the original."""
+        own = f"sqlite:///{(self.root / 'mlflow.db').resolve()}"
+        if self.uri != own or not (location or "").startswith("file:"):
+            return
+        path = Path(urllib.parse.urlparse(location).path)
+        if not path.is_relative_to(self.root.resolve()):
+            raise TrackingError(f"{own.removeprefix('sqlite:///')}: experiment '{self.experiment_name}' keeps its "
+                                f"artifacts in {path}, outside this project (a copy of another project?); set "
+                                "mlflow.experiment to a new name, or remove mlflow.db and mlartifacts/ here")
 
     # -- runs ----------------------------------------------------------------------------------------
     def start_run(self, name: str, params: dict[str, Any], tags: dict[str, str] | None = None,
@@ -106,10 +133,11 @@ class Tracker:
             self.client.log_batch(run.info.run_id, params=items[i : i + 100])
         return run.info.run_id
 
-    def end_run(self, run_id: str, failed: bool = False, reason: str | None = None) -> None:
+    def end_run(self, run_id: str, failed: bool = False, reason: str | None = None, killed: bool = False) -> None:
+        """FINISHED, FAILED (with the reason as a tag) or KILLED (interrupted by the user)."""
         if reason:
             self.client.set_tag(run_id, "genzoo.failure", reason[:5000])
-        status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+        status = RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED if failed else RunStatus.FINISHED)
         self.client.set_terminated(run_id, status=status)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:

@@ -45,3 +45,40 @@ def test_unreachable_server_fails_fast_with_one_line():
 
 def test_flatten():
     assert flatten({"a": {"b": {"c": 1}}, "d": "x"}) == {"a.b.c": "1", "d": "x"}
+
+
+def test_a_copied_project_never_writes_into_the_original(tmp_path):
+    """cp -a of a project: its mlflow.db names the original's artifact folder and its run.json the original's
+    store. The copy refuses both with one line; the original's files are untouched."""
+    import json
+    import shutil
+
+    from components.config import load_config
+    from components.errors import DataError
+    from components.tracking import own_run_store
+    from tests.conftest import write_params
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    write_params(original)
+    tracker = Tracker(tracking_uri(None, original), "genzoo", root=original)
+    run_id = tracker.start_run("train-vae", {})
+    tracker.log_dict(run_id, {"a": 1}, "x.json")
+    (original / "models/vae").mkdir(parents=True)
+    (original / "models/vae/run.json").write_text(json.dumps({"run_id": run_id, "tracking_uri": tracker.uri}))
+    shutil.copytree(original, copy, symlinks=True)
+    before = sorted(p.relative_to(original) for p in original.rglob("*"))
+    mtime = (original / "mlflow.db").stat().st_mtime_ns
+
+    params = load_config(copy / "params.yaml")
+    with pytest.raises(DataError, match=r"copy/models/vae/run.json: its run \w+ is in sqlite:///.*original/mlflow.db, "
+                                        r"but this project tracks to sqlite:///.*copy/mlflow.db") as err:
+        own_run_store(params, json.loads((copy / "models/vae/run.json").read_text()), copy / "models/vae/run.json")
+    assert "\n" not in str(err.value)
+    with pytest.raises(TrackingError, match=r"copy/mlflow.db: experiment 'genzoo' keeps its artifacts in .*original/mlartifacts, "
+                                            r"outside this project"):
+        Tracker(tracking_uri(None, copy), "genzoo", root=copy).start_run("train-vae", {})
+    assert sorted(p.relative_to(original) for p in original.rglob("*")) == before
+    assert (original / "mlflow.db").stat().st_mtime_ns == mtime
+    fresh = Tracker(tracking_uri(None, copy), "genzoo-copy", root=copy)  # the fix the message names
+    assert fresh.client.get_experiment(fresh.experiment_id).artifact_location.startswith((copy / "mlartifacts").as_uri())
