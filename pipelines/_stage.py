@@ -74,8 +74,7 @@ _IMPORTED = time.time()
 
 
 def _record_timing(ok: bool) -> None:
-    args = sys.argv[1:]
-    name = Path(sys.argv[0]).stem + (f"@{args[args.index('--model') + 1]}" if "--model" in args[:-1] else "")
+    name = _stage_name()
     wall = time.time() - _process_start()
     work_s = min(_work["s"], wall)
     print(f"[timing] {name}: {wall:.1f}s wall, {work_s:.1f}s work, {wall - work_s:.1f}s fixed cost "
@@ -89,9 +88,77 @@ def _record_timing(ok: bool) -> None:
         pass
 
 
-def run(main: Callable[[], None]) -> None:
-    """Call a stage's main(); bad input and known failures become one line on stderr and a non-zero exit."""
+def _stage_name() -> str:
+    args = sys.argv[1:]
+    return Path(sys.argv[0]).stem + (f"@{args[args.index('--model') + 1]}" if "--model" in args[:-1] else "")
+
+
+_held: list = []  # the lock file stays open (and locked) for the life of the process
+
+
+def _lock(name: str) -> None:
+    """One process per stage and project: a second `train@vae` (e.g. a rerun while an orphaned one still
+    runs) waits up to GENZOO_LOCK_WAIT_S (60 s) for the first to stop, then refuses. The kernel releases
+    the lock when its process exits, SIGKILL included."""
+    import fcntl
+
+    path = Path(".genzoo/locks") / f"{name}.lock"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115 - held until exit
+    except OSError:  # a read-only checkout cannot run stages anyway; let the stage say what fails
+        return
+    deadline = time.time() + float(os.environ.get("GENZOO_LOCK_WAIT_S", "60"))
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            if time.time() >= deadline:
+                f.close()
+                raise GenZooError(f"{name} is already running in this project (pid {holder}); wait for it or stop "
+                                  "it; nothing was started") from None
+            time.sleep(0.5)
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    _held.append(f)
+
+
+def _follow_owner() -> None:
+    """Stop (as if by Ctrl-C) when the `dvc` that started this stage dies, even by SIGKILL: an orphaned
+    stage would go on training beside the rerun. A stage run by hand has no such owner."""
+    import signal
+    import threading
+
+    from components.training import ray_session
+
+    owner = ray_session.owner_pid()
+    start = ray_session._start_time(owner)
+    if owner == os.getpid() or start is None:
+        return
+
+    def watch() -> None:
+        while ray_session._start_time(owner) == start:
+            time.sleep(0.5)
+        print(f"{_stage_name()}: the dvc process that started it ({owner}) is gone; stopping", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)  # the interrupt ends the MLflow run and Ray cleanly; if that hangs, leave anyway
+        os._exit(130)
+
+    threading.Thread(target=watch, name="genzoo-owner-watch", daemon=True).start()
+
+
+def run(main: Callable[[], None], stage: bool = True) -> None:
+    """Call a stage's main(); bad input and known failures become one line on stderr and a non-zero exit.
+    A stage (not the genzoo CLI) outside --dry-run holds its lock and follows the `dvc` that started it."""
+    try:
+        if stage and not {"--dry-run", "-h", "--help"} & set(sys.argv):
+            _lock(_stage_name())
+            _follow_owner()
         main()
     except GenZooError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -99,5 +166,5 @@ def run(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted; rerun to resume from the last checkpoint", file=sys.stderr)
         sys.exit(130)
-    if "--dry-run" not in sys.argv:
+    if stage and "--dry-run" not in sys.argv:
         _record_timing(ok=True)

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def entrypoint() -> None:
-    _stage.run(lambda: main(sys.argv[1:]))
+    _stage.run(lambda: main(sys.argv[1:]), stage=False)
 
 
 if __name__ == "__main__":

@@ -92,9 +92,12 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
     try:
         connect(params.ray.address, params.train.workers * params.train.cpus_per_worker, params.root)
         state = fit(job)
-    except (TrainingError, KeyboardInterrupt) as err:
-        tracker.end_run(run_id, failed=True, reason=str(err) or "interrupted")
+    except TrainingError as err:
+        tracker.end_run(run_id, failed=True, reason=str(err))
         raise
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C: Ray's driver handler may turn it into sys.exit
+        tracker.end_run(run_id, killed=True, reason="interrupted by the user; a rerun resumes from the last checkpoint")
+        raise KeyboardInterrupt from None
     tracker.log_history(run_id, state["history"])  # idempotent: fills epochs a resume may have skipped
     model = build(name, model_cfg, spec)
     model.load_state_dict(state["model"])
