@@ -25,6 +25,12 @@ from mlflow.tracking import MlflowClient
 from components.errors import TrackingError
 
 ARTIFACTS_DIR = "mlartifacts"
+# A tracking server that dies must fail a stage within seconds, not after MLflow's defaults (7 retries with
+# exponential backoff, 120 s timeouts: minutes per call). Overridable; Ray jobs carry them to their workers.
+MLFLOW_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+              "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+for _key, _value in MLFLOW_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 
 def tracking_uri(configured: str | None, root: Path) -> str:
@@ -121,9 +127,34 @@ class Tracker:
                                 "mlflow.experiment to a new name, or remove mlflow.db and mlartifacts/ here")
 
     # -- runs ----------------------------------------------------------------------------------------
+    def close_abandoned_runs(self, stage: str, model: str) -> list[str]:
+        """Mark FAILED the RUNNING runs of this stage and model whose process on this machine is gone (it was
+        killed, or the tracking server was unreachable when it tried to close them). Returns their ids."""
+        import socket
+
+        from components.training.ray_session import _start_time
+
+        query = f"tags.`genzoo.stage` = '{stage}' and tags.`genzoo.model` = '{model}' and attributes.status = 'RUNNING'"
+        closed = []
+        for run in self.client.search_runs([self.experiment_id], query):
+            tags = run.data.tags
+            if tags.get("genzoo.host") != socket.gethostname() or "genzoo.pid" not in tags:
+                continue  # another machine's run: its process cannot be checked from here
+            if str(_start_time(int(tags["genzoo.pid"]))) == tags.get("genzoo.pid_start"):
+                continue  # still running
+            self.end_run(run.info.run_id, failed=True, reason="its stage process ended without closing the run "
+                         "(killed, or the tracking server was unreachable)")
+            closed.append(run.info.run_id)
+        return closed
+
     def start_run(self, name: str, params: dict[str, Any], tags: dict[str, str] | None = None,
                   parent_run_id: str | None = None) -> str:
-        tags = dict(tags or {})
+        import socket
+
+        from components.training.ray_session import _start_time
+
+        tags = {**(tags or {}), "genzoo.host": socket.gethostname(), "genzoo.pid": str(os.getpid()),
+                "genzoo.pid_start": str(_start_time(os.getpid()))}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)

@@ -67,6 +67,15 @@ def base_job(params: Params, name: str, spec: DatasetSpec, cfg: dict, uri: str, 
     )
 
 
+def _close(tracker, run_id: str, **how) -> None:
+    """End the run as FAILED/KILLED; if the store is unreachable now, the next train run closes it
+    (Tracker.close_abandoned_runs) and the error the user sees stays the training one."""
+    try:
+        tracker.end_run(run_id, **how)
+    except Exception:  # noqa: BLE001 - e.g. the tracking server died: that is what failed the run
+        pass
+
+
 def run_training(params: Params, name: str, fault: dict | None = None) -> TrainOutcome:
     """Train model `name` on the prepared dataset with Ray Train, tracked in MLflow."""
     from components.models import build
@@ -82,6 +91,7 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
     run_name = f"{name}-{config_hash(resolved)}"  # checkpoints are keyed by the resolved config
     uri = tracking_uri(params.mlflow.tracking_uri, params.root)
     tracker = Tracker(uri, params.mlflow.experiment, root=params.root)
+    tracker.close_abandoned_runs("train", name)
     run_id = tracker.start_run(
         f"train-{name}", resolved,
         tags={"genzoo.model": name, "genzoo.stage": "train", "genzoo.dataset_sha256": spec.manifest_sha256,
@@ -93,10 +103,10 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
         connect(params.ray.address, params.train.workers * params.train.cpus_per_worker, params.root)
         state = fit(job)
     except TrainingError as err:
-        tracker.end_run(run_id, failed=True, reason=str(err))
+        _close(tracker, run_id, failed=True, reason=str(err))
         raise
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C: Ray's driver handler may turn it into sys.exit
-        tracker.end_run(run_id, killed=True, reason="interrupted by the user; a rerun resumes from the last checkpoint")
+        _close(tracker, run_id, killed=True, reason="interrupted by the user; a rerun resumes from the last checkpoint")
         raise KeyboardInterrupt from None
     tracker.log_history(run_id, state["history"])  # idempotent: fills epochs a resume may have skipped
     model = build(name, model_cfg, spec)

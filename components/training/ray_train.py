@@ -96,7 +96,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
         return
     # The job's runtime env carries our Ray settings to controllers and workers on every node (on a
     # cluster they do not inherit this process's environment), and the project onto their import path.
-    env_vars = {k: os.environ[k] for k in RAY_ENV if k in os.environ}
+    from components.tracking.mlflow_store import MLFLOW_ENV
+
+    env_vars = {k: os.environ[k] for k in (*RAY_ENV, *MLFLOW_ENV) if k in os.environ}
     if root is not None:
         env_vars["PYTHONPATH"] = str(root)
     env = {"env_vars": env_vars}
@@ -307,7 +309,11 @@ def fit(job: TrainJob) -> dict:
     try:
         result = trainer.fit()
     except Exception as err:  # TrainingFailedError and friends: keep the root cause, one line
-        short = _missing_resources(job) or (str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__)
+        text = str(err)
+        if "MlflowException" in text and ("Max retries exceeded" in text or "Connection refused" in text):
+            short = f"the MLflow tracking server {job.tracking.get('uri')} stopped answering"
+        else:
+            short = _missing_resources(job) or (text.strip().splitlines()[-1] if text.strip() else type(err).__name__)
         raise TrainingError(f"training {job.model} failed (restarts allowed: train.max_failures={job.max_failures}): {short}; "
                             "a rerun resumes from its last checkpoint") from err
     if result.checkpoint is None:

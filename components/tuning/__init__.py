@@ -24,6 +24,7 @@ def tune_model(params: Params, name: str, log=print, exhaustive: bool = False) -
     data_spec = load_spec(params.path(params.data.out_dir))
     uri = tracking_uri(params.mlflow.tracking_uri, params.root)
     tracker = Tracker(uri, params.mlflow.experiment, root=params.root)  # fails fast when unreachable
+    tracker.close_abandoned_runs("tune", name)
     job = base_job(params, name, data_spec, params.model_config_for(name).model_dump(), uri)
     job.validate = {"feature_net": str(params.path("features/classifier.pt")), "val_images": settings.val_images,
                     "fid_samples": settings.fid_samples, "seed": params.evaluate.seed}

@@ -3,6 +3,7 @@ artifact store) given by MLFLOW_TRACKING_URI; an unreachable server fails fast w
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,16 +32,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
-    port = free_port()
+def kill_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Signal the server's whole process group: its uvicorn worker would otherwise go on serving the port."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def start_server(tmp_path: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "store"),
          "--workers", "1"],
         # no job-execution consumers: 7 huey processes polling at ~15 % CPU each would starve 2 cores
         env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # its own group: see kill_server
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -52,9 +60,15 @@ def server(tmp_path):
     else:
         proc.kill()
         pytest.fail("mlflow server did not start within 120 s")
-    yield uri, proc
-    proc.terminate()
-    proc.wait(timeout=30)
+    return proc
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    proc = start_server(tmp_path, port)
+    yield f"http://127.0.0.1:{port}", proc
+    kill_server(proc)
 
 
 def test_train_tune_promote_against_a_server(project, server, monkeypatch, ray_local):
@@ -93,9 +107,47 @@ def test_train_tune_promote_against_a_server(project, server, monkeypatch, ray_l
     assert load_by_alias(tracker, "vae", CHAMPION, 4).shape == (4, 1, 32, 32)
     assert not (project / "mlflow.db").exists(), "nothing went to the local store"
 
-    proc.terminate()
-    proc.wait(timeout=30)
+    kill_server(proc)
     t0 = time.perf_counter()
     with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} is unreachable"):
         promote_model(params, "vae")
     assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_mid_run_fails_the_stage_then_its_run_is_closed(project, server, tmp_path):
+    """SIGKILL of the server during training: the train stage exits within a bounded time with one error line
+    (MLflow's retries are bounded); once the server is back, the next train run marks the abandoned run FAILED."""
+    from tests.conftest import REPO
+
+    uri, proc = server
+    write_params(project, {"models": {"vae": {"epochs": 2000}}, "train": {"max_failures": 0, "checkpoint_every": 500}})
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "pipelines.train", "--model", "vae"]
+    stage = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tracker = Tracker(uri, "genzoo")
+    deadline = time.time() + 300
+    while time.time() < deadline and stage.poll() is None:
+        runs = tracker.client.search_runs([tracker.experiment_id], "tags.`genzoo.stage` = 'train'")
+        if runs and runs[0].data.metrics:  # its first epoch is logged
+            break
+        time.sleep(0.5)
+    (first,) = runs
+    kill_server(proc, signal.SIGKILL)
+    t0 = time.time()
+    _, err = stage.communicate(timeout=600)
+    assert stage.returncode == 1 and time.time() - t0 < 120, err[-3000:]
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]  # Ray's own log lines may follow it
+    assert line == (f"error: training vae failed (restarts allowed: train.max_failures=0): the MLflow tracking server "
+                    f"{uri} stopped answering; a rerun resumes from its last checkpoint"), err[-3000:]
+
+    proc = start_server(tmp_path, int(uri.rsplit(":", 1)[1]))  # the same store comes back
+    try:
+        assert Tracker(uri, "genzoo").get_run(first.info.run_id).info.status == "RUNNING", "nobody could close it"
+        write_params(project, {"models": {"vae": {"epochs": 1}}})  # any next train run of the model
+        again = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-3000:]
+        closed = Tracker(uri, "genzoo").get_run(first.info.run_id)
+        assert closed.info.status == "FAILED" and "ended without closing the run" in closed.data.tags["genzoo.failure"]
+    finally:
+        kill_server(proc)
