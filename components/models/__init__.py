@@ -5,7 +5,7 @@ No family file imports another (shared parts live in base, layers, losses and co
 stages depend on its own file only (dvc.yaml) and this registry is deliberately not a stage dependency.
 """
 
-from components.models import cgan, cvae, dcgan, infogan, sngan, vae, wgan, wgan_gp
+from components.models import cgan, cvae, dcgan, infogan, pixelcnn, sngan, vae, wgan, wgan_gp
 from components.models.base import Capabilities, Family, GenerativeModel, ModelConfig, Phase
 
 MODELS: dict[str, Family] = {
@@ -17,6 +17,7 @@ MODELS: dict[str, Family] = {
     "cgan": cgan.FAMILY,
     "infogan": infogan.FAMILY,
     "sngan": sngan.FAMILY,
+    "pixelcnn": pixelcnn.FAMILY,
 }
 
 __all__ = ["MODELS", "Capabilities", "Family", "GenerativeModel", "ModelConfig", "Phase", "build"]
