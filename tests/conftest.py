@@ -23,9 +23,11 @@ TINY = {
         "cgan": {"latent_dim": 8, "g_channels": 8, "d_channels": 8, "batch_size": 64, "epochs": 1},
         "infogan": {"latent_dim": 8, "g_channels": 8, "d_channels": 8, "batch_size": 64, "epochs": 1},
         "sngan": {"latent_dim": 8, "g_channels": 8, "d_channels": 8, "batch_size": 64, "epochs": 1},
+        "pixelcnn": {"channels": 8, "layers": 2, "batch_size": 64, "epochs": 1},
     },
     "pipeline": {"models": ["vae", "dcgan"]},
-    "tune": {m: {"num_samples": 0} for m in ("vae", "dcgan", "wgan", "wgan_gp", "cvae", "cgan", "infogan", "sngan")},
+    "tune": {m: {"num_samples": 0} for m in ("vae", "dcgan", "wgan", "wgan_gp", "cvae", "cgan", "infogan", "sngan",
+                                             "pixelcnn")},
     "evaluate": {"grid_size": 16, "traversal_dims": 3, "iw_samples": 20, "feature_epochs": 1,
                  "min_feature_accuracy": 0.3},
 }

@@ -149,7 +149,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         "kid_subsets": 50,
         "memorization_reference": f"test images' nearest-train distances, quantile {cfg.memorization_quantile}",
         "likelihood": getattr(model, "likelihood", None),
-        "bounds": (f"{caps.likelihood}: {', '.join(caps.likelihood_metrics().values())}"
+        "likelihood_metrics": (f"{caps.likelihood}: {', '.join(caps.likelihood_metrics().values())}"
                    + (f" (importance samples {cfg.iw_samples})" if caps.likelihood == "bound" else "")) if caps.likelihood else None,
         "conditioning": ("sample metrics on samples for the test split's labels; conditional accuracy and per-class FID "
                          "on n/K samples generated per class, against each class's test images") if caps.labels else None,

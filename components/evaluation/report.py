@@ -36,7 +36,7 @@ COLUMNS = {
 FIGURES = ("samples", "class_grid", "interpolation", "code_traversal", "nearest_neighbours", "reconstructions", "traversal")
 CAPTIONS = {"class_grid": "class grid: one row per class, the same noise in every row",
             "code_traversal": "code traversal: rows = categorical code, columns = a continuous code from -1 to 1"}
-PER_MODEL_PROTOCOL = ("primary_metric", "likelihood", "bounds", "conditioning", "codes")
+PER_MODEL_PROTOCOL = ("primary_metric", "likelihood", "likelihood_metrics", "conditioning", "codes")
 CSS = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f3f3f3}td.best{background:#d9f2d9;font-weight:bold}td.name{text-align:left}

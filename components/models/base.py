@@ -148,6 +148,7 @@ class Family:
     figures:        the figures evaluation draws (names of `components.evaluation.figures` drawers)
     eval_samples:   cap on generated images for sample metrics (None: evaluate.n_samples); the budget for
                     families whose sampling is slow
+    tiny:           a small config for tests and smoke runs (what the contract test builds)
     """
 
     Config: type[ModelConfig]
@@ -157,7 +158,7 @@ class Family:
     primary_metric: str = ""
     figures: tuple[str, ...] = ()
     eval_samples: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    tiny: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         caps = self.capabilities

@@ -20,4 +20,5 @@ class CVAE(GaussianVAE):
     capabilities = Capabilities(labels=True, latent=True, encoder=True, likelihood="bound", likelihood_given_labels=True)
 
 
-FAMILY = Family(CVAEConfig, CVAE, "Conditional VAE: label-conditioned encoder and decoder (Sohn et al. 2015)")
+FAMILY = Family(CVAEConfig, CVAE, "Conditional VAE: label-conditioned encoder and decoder (Sohn et al. 2015)",
+                tiny={"hidden_dim": 32, "latent_dim": 3, "conv_channels": 4})

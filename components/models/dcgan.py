@@ -51,4 +51,4 @@ class DCGAN(AdversarialModel):
         return [Phase("D", "D", self.d_loss, list(self.discriminator.parameters())), self.generator_phase(self.g_loss)]
 
 
-FAMILY = Family(DCGANConfig, DCGAN, "DCGAN, non-saturating or minimax generator loss")
+FAMILY = Family(DCGANConfig, DCGAN, "DCGAN, non-saturating or minimax generator loss", tiny={"latent_dim": 8, "g_channels": 4, "d_channels": 4})

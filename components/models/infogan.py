@@ -135,4 +135,5 @@ class InfoGAN(AdversarialModel):
         return [Phase("D", "D", self.d_loss, d_params), self.generator_phase(self.g_loss)]
 
 
-FAMILY = Family(InfoGANConfig, InfoGAN, "InfoGAN: categorical + continuous codes, Q head on the D trunk (Chen et al. 2016)")
+FAMILY = Family(InfoGANConfig, InfoGAN, "InfoGAN: categorical + continuous codes, Q head on the D trunk (Chen et al. 2016)",
+                tiny={"latent_dim": 8, "g_channels": 4, "d_channels": 4})

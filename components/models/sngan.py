@@ -59,4 +59,5 @@ class SNGAN(AdversarialModel):
                 self.generator_phase(self.g_loss)]
 
 
-FAMILY = Family(SNGANConfig, SNGAN, "SN-GAN with SAGAN self-attention, hinge loss and TTUR (Miyato 2018; Zhang 2019)")
+FAMILY = Family(SNGANConfig, SNGAN, "SN-GAN with SAGAN self-attention, hinge loss and TTUR (Miyato 2018; Zhang 2019)",
+                tiny={"latent_dim": 8, "g_channels": 4, "d_channels": 4, "attention_at": 8})

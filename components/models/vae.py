@@ -17,4 +17,5 @@ class VAE(GaussianVAE):
     capabilities = Capabilities(latent=True, encoder=True, likelihood="bound")
 
 
-FAMILY = Family(VAEConfig, VAE, "VAE / beta-VAE, MLP or conv, Bernoulli or dequantized Gaussian likelihood")
+FAMILY = Family(VAEConfig, VAE, "VAE / beta-VAE, MLP or conv, Bernoulli or dequantized Gaussian likelihood",
+                tiny={"hidden_dim": 32, "latent_dim": 3, "conv_channels": 4})

@@ -63,4 +63,4 @@ class WGAN(AdversarialModel):
                 self.generator_phase(self.g_loss)]
 
 
-FAMILY = Family(WGANConfig, WGAN, "WGAN with weight clipping (Arjovsky et al. 2017)")
+FAMILY = Family(WGANConfig, WGAN, "WGAN with weight clipping (Arjovsky et al. 2017)", tiny={"latent_dim": 8, "g_channels": 4, "d_channels": 4})

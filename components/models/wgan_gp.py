@@ -55,4 +55,5 @@ class WGANGP(AdversarialModel):
                 self.generator_phase(self.g_loss)]
 
 
-FAMILY = Family(WGANGPConfig, WGANGP, "WGAN-GP with a per-sample gradient penalty (Gulrajani et al. 2017)")
+FAMILY = Family(WGANGPConfig, WGANGP, "WGAN-GP with a per-sample gradient penalty (Gulrajani et al. 2017)",
+                tiny={"latent_dim": 8, "g_channels": 4, "d_channels": 4})

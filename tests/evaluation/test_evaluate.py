@@ -1,6 +1,7 @@
 """featurize and evaluate_model on a tiny project, without Ray (the loop runs in-process)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from components.data import ShardStream, load_spec
 from components.errors import DataError, EvaluationError
 from components.evaluation import evaluate_model
 from components.evaluation.features import featurize, load_feature_net
-from components.models import build
+from components.models import MODELS, build
 from components.models.io import export_model
 from components.training.loop import LoopConfig, train
 from tests.conftest import write_params
@@ -34,7 +35,7 @@ def evaluated(tiny_project, tmp_path_factory):
     summary = featurize(params, root / "features", log=lambda *_: None)
     spec = load_spec(root / "datasets/prepared")
     out = {}
-    for name in ("vae", "dcgan", "cvae", "cgan", "infogan"):
+    for name in ("vae", "dcgan", "cvae", "cgan", "infogan", "pixelcnn"):
         torch.manual_seed(0)
         model = build(name, params.model_config_for(name), spec)
         stream = ShardStream(root / "datasets/prepared", spec, "train", 64)
@@ -63,7 +64,8 @@ def test_every_model_gets_sample_metrics_and_their_protocol(evaluated):
         p = m["protocol"]
         assert p["feature_net_sha256"] == summary["feature_net_sha256"]
         assert p["dataset_manifest_sha256"] == summary["dataset_manifest_sha256"]
-        assert p["n_real"] == p["n_fake"] == 256 and p["split"] == "test" and p["seed"] == 0
+        budget = min(256, MODELS[name].eval_samples or 256)  # a slow sampler declares its own budget
+        assert p["n_real"] == p["n_fake"] == budget and p["split"] == "test" and p["seed"] == 0
         assert {"torch", "torchmetrics", "torchvision"} <= set(p["versions"])
         for fig in m["figures"].values():
             assert (params.root / f"evaluation/{name}/{fig}").is_file()
@@ -89,6 +91,11 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     assert set(infogan["code_factor_corr"]) == {"c1", "c2"}
     assert set(infogan["code_factor_corr"]["c1"]) == {"scale", "orientation", "pos_x", "pos_y"}
     assert "code_traversal" in infogan["figures"] and "reconstructions" not in infogan["figures"]
+    pixelcnn = out["pixelcnn"]  # an exact likelihood is an NLL, never an ELBO
+    assert pixelcnn["primary_metric"] == "test_nll_nats" and pixelcnn["test_nll_nats"] > 0
+    assert pixelcnn["test_nll_bits_per_dim"] == pytest.approx(pixelcnn["test_nll_nats"] / (32 * 32 * math.log(2)))
+    assert not any("elbo" in k or "iwae" in k for k in pixelcnn) and "exact" in pixelcnn["protocol"]["likelihood_metrics"]
+    assert pixelcnn["protocol"]["n_fake"] == 200 and set(pixelcnn["figures"]) == {"samples", "nearest_neighbours"}
 
 
 def test_conditional_accuracy_is_the_classifier_agreeing_with_the_requested_class():

@@ -10,11 +10,11 @@ from components.data.shards import DatasetSpec
 from components.models import MODELS, build
 
 VARIANTS = [(name, {}) for name in MODELS] + [("vae", {"arch": "conv"}), ("vae", {"likelihood": "gaussian"}),
-                                            ("dcgan", {"loss": "minimax"}), ("cgan", {"loss": "non_saturating"}),
-                                            ("sngan", {"attention": False}), ("dcgan", {"ema_decay": 0.9})]
-GAN = {"latent_dim": 8, "g_channels": 4, "d_channels": 4}
-TINY = {"vae": {"hidden_dim": 32, "latent_dim": 3, "conv_channels": 4}, "cvae": {"hidden_dim": 32, "latent_dim": 3},
-        "dcgan": GAN, "sngan": {**GAN, "attention_at": 8}}
+                                            ("dcgan", {"loss": "minimax"}), ("cgan", {"loss": "non_saturating"}), ("cgan", {"aux_weight": 1.0}),
+                                            ("sngan", {"attention": False}), ("dcgan", {"ema_decay": 0.9}),
+                                            ("pixelcnn", {"arch": "masked"})]
+TINY = {name: family.tiny for name, family in MODELS.items()}  # each family declares its small config
+GAN = TINY["dcgan"]
 
 
 def spec(binary=True, channels=1, resolution=32):
@@ -28,7 +28,7 @@ def batch(s, n=8):
 
 
 def tiny(name: str, s, **extra):
-    return build(name, {**TINY.get(name, GAN), **extra}, s)
+    return build(name, {**TINY[name], **extra}, s)
 
 
 @pytest.mark.parametrize("name,extra", VARIANTS, ids=lambda v: str(v))
@@ -57,7 +57,8 @@ def test_model_contract(name, extra, channels, resolution):
     samples = model.sample(5, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (5, *s.shape)
     assert samples.min() >= 0 and samples.max() <= 1
-    assert torch.equal(samples, model.sample(5, generator=torch.Generator().manual_seed(0))), "seeded sampling"
+    if resolution == 32 or MODELS[name].eval_samples is None:  # slow samplers (a pass per pixel): once is enough
+        assert torch.equal(samples, model.sample(5, generator=torch.Generator().manual_seed(0))), "seeded sampling"
     if caps.labels:
         y = torch.tensor([0, 1, 2, 0, 1])
         assert model.sample(5, labels=y).shape == (5, *s.shape)

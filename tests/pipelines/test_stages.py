@@ -28,8 +28,8 @@ def test_bad_params_exit_2_with_one_line_naming_the_key(tmp_path, name):
 
 def test_unknown_model_is_refused(tmp_path):
     write_params(tmp_path)
-    res = stage("train", "--model", "pixelcnn", cwd=tmp_path)
-    assert res.returncode == 2 and f"unknown model 'pixelcnn'; allowed: {', '.join(sorted(MODELS))}" in res.stderr
+    res = stage("train", "--model", "flowpp", cwd=tmp_path)
+    assert res.returncode == 2 and f"unknown model 'flowpp'; allowed: {', '.join(sorted(MODELS))}" in res.stderr
 
 
 def test_dry_run_prints_the_resolved_config_and_runs_nothing(project):
