@@ -112,3 +112,22 @@ def test_joining_a_ray_start_head_with_token_auth(tmp_path):
         if current.is_file() and current.read_text().strip().endswith(f":{port}"):
             current.unlink()
     assert not leftover_ray_processes(before, grace_s=60)
+
+
+def test_the_local_session_listens_on_loopback_only(ray_local):
+    """Every listening socket of the session's processes (holder, GCS, raylet, dashboard and its agents,
+    workers) is bound to 127.0.0.1: nothing answers from another machine."""
+    import ipaddress
+
+    import psutil
+
+    record = json.loads((ray_session.session_dir() / f"{ray_session.owner_pid()}.json").read_text())
+    holder = psutil.Process(record["holder_pid"])
+    procs = [holder, *holder.children(recursive=True)]
+    listening = [(p.pid, c.laddr) for p in procs for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert len(listening) >= 3, listening  # GCS, raylet, dashboard at least
+    def loopback(ip: str) -> bool:
+        addr = ipaddress.ip_address(ip)
+        return addr.is_loopback or bool(getattr(addr, "ipv4_mapped", None) and addr.ipv4_mapped.is_loopback)
+
+    assert not [(pid, a) for pid, a in listening if not loopback(a.ip)], listening
