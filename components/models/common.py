@@ -20,7 +20,7 @@ from torch import nn
 
 from components.data.shards import DatasetSpec
 from components.models.base import GenerativeModel, ModelConfig, Phase
-from components.models.layers import vae_networks
+from components.models.layers import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights, vae_networks
 from components.models.losses import kl_diag_gaussian
 
 
@@ -46,6 +46,14 @@ class AdversarialModel(GenerativeModel):
 
     generator: nn.Module
     discriminator: nn.Module
+
+    def use_dcgan_networks(self, batch_norm: bool = True) -> None:
+        """DCGAN's generator and discriminator (batch_norm=False: the WGAN-GP critic), DCGAN's init, then the EMA."""
+        c, spec = self.config, self.spec
+        self.generator = DCGANGenerator(c.latent_dim, c.g_channels, spec.channels, spec.resolution)
+        self.discriminator = DCGANDiscriminator(c.d_channels, spec.channels, spec.resolution, batch_norm)
+        self.apply(init_dcgan_weights)
+        self.init_ema()
 
     def init_ema(self) -> None:
         if self.config.ema_decay > 0:

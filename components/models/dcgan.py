@@ -17,7 +17,6 @@ from components.data.shards import DatasetSpec
 from components.models import losses
 from components.models.base import Capabilities, Family, Phase
 from components.models.common import AdversarialModel, GANConfig
-from components.models.layers import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 
 
 class DCGANConfig(GANConfig):
@@ -29,10 +28,7 @@ class DCGAN(AdversarialModel):
 
     def __init__(self, config: DCGANConfig, spec: DatasetSpec):
         super().__init__(config, spec)
-        self.generator = DCGANGenerator(config.latent_dim, config.g_channels, spec.channels, spec.resolution)
-        self.discriminator = DCGANDiscriminator(config.d_channels, spec.channels, spec.resolution)
-        self.apply(init_dcgan_weights)
-        self.init_ema()
+        self.use_dcgan_networks()
 
     def d_loss(self, batch):
         x, _ = batch

@@ -15,7 +15,6 @@ from components.data.shards import DatasetSpec
 from components.models import losses
 from components.models.base import Capabilities, Family, Phase
 from components.models.common import AdversarialModel, GANConfig
-from components.models.layers import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 
 
 class WGANConfig(GANConfig):
@@ -29,10 +28,7 @@ class WGAN(AdversarialModel):
 
     def __init__(self, config: WGANConfig, spec: DatasetSpec):
         super().__init__(config, spec)
-        self.generator = DCGANGenerator(config.latent_dim, config.g_channels, spec.channels, spec.resolution)
-        self.discriminator = DCGANDiscriminator(config.d_channels, spec.channels, spec.resolution)
-        self.apply(init_dcgan_weights)
-        self.init_ema()
+        self.use_dcgan_networks()
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config

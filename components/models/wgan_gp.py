@@ -14,7 +14,6 @@ from components.data.shards import DatasetSpec
 from components.models import losses
 from components.models.base import Capabilities, Family, Phase
 from components.models.common import AdversarialModel, GANConfig
-from components.models.layers import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 
 
 class WGANGPConfig(GANConfig):
@@ -30,10 +29,7 @@ class WGANGP(AdversarialModel):
 
     def __init__(self, config: WGANGPConfig, spec: DatasetSpec):
         super().__init__(config, spec)
-        self.generator = DCGANGenerator(config.latent_dim, config.g_channels, spec.channels, spec.resolution)
-        self.discriminator = DCGANDiscriminator(config.d_channels, spec.channels, spec.resolution, batch_norm=False)
-        self.apply(init_dcgan_weights)
-        self.init_ema()
+        self.use_dcgan_networks(batch_norm=False)
 
     def critic_loss(self, batch):
         x, _ = batch

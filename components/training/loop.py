@@ -60,15 +60,20 @@ def _allreduce_mean(phase: Phase, loss: torch.Tensor, world_size: int) -> torch.
     """Average gradients of the phase's parameters and the loss across ranks in one flat buffer."""
     if world_size == 1 or not dist.is_initialized():
         return loss.detach()
-    grads = [p.grad for p in phase.parameters if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads] + [loss.detach().reshape(1)])
+    mean_loss = loss.detach().reshape(1).clone()
+    _average_in_place([p.grad for p in phase.parameters if p.grad is not None] + [mean_loss], world_size)
+    return mean_loss[0]
+
+
+def _average_in_place(tensors: list[torch.Tensor], world_size: int) -> None:
+    """Replace each tensor by its mean over ranks, with one all-reduce of one flat buffer."""
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= world_size
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
-    return flat[-1]
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
 
 
 def prepare_model(model: GenerativeModel, device: torch.device | str, channels_last: bool = False,
@@ -108,15 +113,8 @@ def sync_buffers(model: torch.nn.Module, world_size: int) -> None:
     if world_size == 1 or not dist.is_initialized():
         return
     buffers = [b for b in model.buffers() if b.is_floating_point()]
-    if not buffers:
-        return
-    flat = torch.cat([b.reshape(-1) for b in buffers])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for b in buffers:
-        b.copy_(flat[offset : offset + b.numel()].view_as(b))
-        offset += b.numel()
+    if buffers:
+        _average_in_place(buffers, world_size)
 
 
 def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopConfig, callbacks: Callbacks,
