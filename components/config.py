@@ -141,7 +141,18 @@ class PromoteConfig(Section):
 
 
 class PipelineConfig(Section):
-    models: list[str] = Field(default_factory=lambda: ["vae", "dcgan"], min_length=1)  # models the pipeline trains
+    # model -> what its tune and train stages read (their dvc.yaml dependency): the prepared data (data.out_dir),
+    # or models/<m> for a family built on another model's export (Family.needs, e.g. vqvae_prior on vqvae)
+    models: dict[str, str] = Field(default_factory=lambda: {"vae": "datasets/prepared", "dcgan": "datasets/prepared"},
+                                   min_length=1)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _mapping(cls, value):
+        if isinstance(value, list):
+            raise ValueError("a mapping of model -> what it trains on ({vae: datasets/prepared, "
+                             "vqvae_prior: models/vqvae}), not a list")
+        return value
 
 
 class MlflowConfig(Section):
@@ -302,6 +313,7 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
         if name not in MODELS:
             raise ConfigError(f"pipeline.models: unknown model '{name}'; allowed: {', '.join(sorted(MODELS))}")
         params.model_config_for(name)
+    check_inputs(params)
     tune_settings(params)
     for name in params.tune:
         if name not in TuneSettings.model_fields:
@@ -310,6 +322,25 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
                                   f"{', '.join(sorted(MODELS) + list(TuneSettings.model_fields))}")
             tune_for(params, name)
     return params
+
+
+def check_inputs(params: Params) -> None:
+    """pipeline.models maps each model to what it trains on: data.out_dir, or models/<m> of the model its family
+    is built on (Family.needs), listed before it; dvc.yaml turns that value into the stages' dependency."""
+    from components.models import MODELS
+
+    order = list(params.pipeline.models)
+    data = Path(params.data.out_dir).as_posix().rstrip("/")
+    for i, (name, given) in enumerate(params.pipeline.models.items()):
+        needs = MODELS[name].needs
+        want = f"models/{needs[0]}" if needs else data
+        what = f"it is built on {needs[0]}'s export" if needs else "it trains on the prepared data, data.out_dir"
+        if Path(str(given)).as_posix().rstrip("/") != want:
+            raise ConfigError(f"pipeline.models.{name}: must be {want} ({what}); got {given!r}")
+        for need in needs:
+            if need not in order[:i]:
+                raise ConfigError(f"pipeline.models.{name}: needs {need} listed before it (it is built on {need}'s "
+                                  f"export); add {need}: {data} above {name}")
 
 
 def config_hash(obj: Any) -> str:

@@ -11,7 +11,7 @@ from pipelines import _stage
 def main() -> None:
     args = _stage.parser(__doc__).parse_args()
     params = _stage.load(args)
-    models = params.pipeline.models
+    models = list(params.pipeline.models)
     if _stage.dry_run(args, {"models": models}):
         return
     from components.errors import DataError

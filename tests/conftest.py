@@ -25,18 +25,22 @@ TINY = {
         "sngan": {"latent_dim": 8, "g_channels": 8, "d_channels": 8, "batch_size": 64, "epochs": 1},
         "pixelcnn": {"channels": 8, "layers": 2, "batch_size": 64, "epochs": 1},
     },
-    "pipeline": {"models": ["vae", "dcgan"]},
+    "pipeline": {"models": {"vae": "datasets/prepared", "dcgan": "datasets/prepared"}},
     "tune": {m: {"num_samples": 0} for m in ("vae", "dcgan", "wgan", "wgan_gp", "cvae", "cgan", "infogan", "sngan",
-                                             "pixelcnn")},
+                                             "pixelcnn", "vqvae", "vqvae_prior")},
     "evaluate": {"grid_size": 16, "traversal_dims": 3, "iw_samples": 20, "feature_epochs": 1,
                  "min_feature_accuracy": 0.3},
 }
 
 
-def deep_update(base: dict, extra: dict) -> dict:
+REPLACED = {("pipeline", "models")}  # mappings an overlay replaces as a whole (the model list)
+
+
+def deep_update(base: dict, extra: dict, path: tuple = ()) -> dict:
     out = dict(base)
     for k, v in extra.items():
-        out[k] = deep_update(out.get(k, {}), v) if isinstance(v, dict) else v
+        merge = isinstance(v, dict) and (*path, k) not in REPLACED
+        out[k] = deep_update(out.get(k, {}), v, (*path, k)) if merge else v
     return out
 
 

@@ -13,7 +13,7 @@ ALLOWED = ", ".join(sorted(MODELS))
 
 def test_repo_params_are_valid_and_complete():
     params = load_config(REPO / "params.yaml")
-    assert params.pipeline.models == list(MODELS), "the default run trains every registered family"
+    assert list(params.pipeline.models) == list(MODELS), "the default run trains every registered family"
     assert params.model_config_for("vae").latent_dim == 20
     assert params.model_config_for("vae").hidden_dim == 400
     assert params.root == REPO
@@ -30,7 +30,15 @@ def test_repo_params_are_valid_and_complete():
         ({"data": {"resolution": 48}}, r"data\.resolution: .*32 or 64 \(got 48\)"),
         ({"data": {"dataset": "imagenet"}}, r"data\.dataset: .*'dsprites', 'mnist', 'fashion_mnist' or 'cifar10'"),
         ({"models": {"gpt": {}}}, r"models\.gpt: unknown model; allowed: " + ALLOWED),
-        ({"pipeline": {"models": ["vae", "flow"]}}, r"pipeline\.models: unknown model 'flow'; allowed: " + ALLOWED),
+        ({"pipeline": {"models": {"vae": "datasets/prepared", "flow": "datasets/prepared"}}},
+         r"pipeline\.models: unknown model 'flow'; allowed: " + ALLOWED),
+        ({"pipeline": {"models": ["vae"]}}, r"pipeline\.models: .*a mapping of model -> what it trains on"),
+        ({"pipeline": {"models": {"vqvae_prior": "models/vqvae"}}},
+         r"pipeline\.models\.vqvae_prior: needs vqvae listed before it .*add vqvae: datasets/prepared above"),
+        ({"pipeline": {"models": {"vqvae": "datasets/prepared", "vqvae_prior": "datasets/prepared"}}},
+         r"pipeline\.models\.vqvae_prior: must be models/vqvae \(it is built on vqvae's export\); got 'datasets/prepared'"),
+        ({"pipeline": {"models": {"vae": "models/dcgan"}}},
+         r"pipeline\.models\.vae: must be datasets/prepared \(it trains on the prepared data, data\.out_dir\)"),
         ({"train": {"wokers": 2}}, r"train\.wokers: unknown key"),
         ({"models": {"vae": {"kl_wieght": 2}}}, r"models\.vae\.kl_wieght: unknown key"),
         ({"models": {"dcgan": {"loss": "hinge"}}}, r"models\.dcgan\.loss: .*'non_saturating' or 'minimax'"),
@@ -57,7 +65,7 @@ def test_repo_params_are_valid_and_complete():
         ({"models": {"vae": {"epochs": True}}}, r"models\.vae\.epochs: expected a number, not a yes/no value"),
         ({"train": {"seed": 2**70}}, r"train\.seed: Input should be less than or equal to 4294967295"),
         ({"data": {"seed": -1}}, r"data\.seed: Input should be greater than or equal to 0"),
-        ({"pipeline": {"models": []}}, r"pipeline\.models: List should have at least 1 item"),
+        ({"pipeline": {"models": {}}}, r"pipeline\.models: Dictionary should have at least 1 item"),
         ({"data": {"out_dir": "."}}, r"data\.out_dir: must be a folder inside the project"),
         ({"data": {"out_dir": ".."}}, r"data\.out_dir: must be a folder inside the project"),
         ({"data": {"out_dir": "/tmp/elsewhere"}}, r"data\.out_dir: must be a folder inside the project"),

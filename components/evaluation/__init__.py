@@ -121,6 +121,12 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         log(f"[evaluate {name}] code metrics: Q's codes on test images against the data's factors")
         metrics.update(code_metrics(model, images[:n], labels[:n], read_factors(data_dir, spec, "test", n)))
 
+    if caps.codebook:
+        from components.evaluation.codebook import codebook_metrics
+
+        log(f"[evaluate {name}] codebook usage over the test split")
+        metrics.update(codebook_metrics(model, images))
+
     gen = torch.Generator().manual_seed(cfg.seed)
     drawers = {
         "samples": lambda: (fake[: cfg.grid_size], int(cfg.grid_size**0.5)),
@@ -155,6 +161,8 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
                          "on n/K samples generated per class, against each class's test images") if caps.labels else None,
         "codes": ("Q's categorical code on test images vs the class label after the best code-to-class matching; "
                   "|Pearson r| of each continuous code with every factor") if caps.codes else None,
+        "codebook": ("codes of the test split's images: perplexity exp(H) of their histogram (at most K), dead codes "
+                     "never used; the bound uses the deterministic nearest-code posterior") if caps.codebook else None,
         "versions": _versions(),
     }
     nested = ("model", "protocol", "sample_class_histogram", "data_class_histogram", "fid_inception_note", "primary_metric",

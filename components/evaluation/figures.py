@@ -64,9 +64,8 @@ def class_grid(model: GenerativeModel, num_classes: int, per_class: int, generat
 
 @torch.no_grad()
 def reconstructions(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Originals and their reconstructions (decoder mean at the posterior mean), interleaved by row."""
-    mu, _ = model.encode(x, labels)
-    return beside(x, model.decode_latent(mu, labels))
+    """Originals and their reconstructions (the model's `reconstruct`), interleaved by row."""
+    return beside(x, model.reconstruct(x, labels))
 
 
 @torch.no_grad()

@@ -32,11 +32,22 @@ COLUMNS = {
     "fid_per_class_mean": ("per-class FID (mean)", False),
     "code_accuracy": ("InfoGAN code accuracy", True),
     "code_factor_corr_best_mean": ("code-factor |r| (mean best)", True),
+    "codebook_perplexity": ("codebook perplexity", True),
+    "codebook_dead_codes": ("dead codes", False),
+    "translation_fid": ("translation FID (mean a2b, b2a)", False),
+    "translation_target_rate": ("translated into target class", True),
+    "factor_error_pos_x": ("pos_x error (grid steps)", False),
+    "factor_error_pos_y": ("pos_y error (grid steps)", False),
+    "factor_error_scale": ("scale error (grid steps)", False),
+    "factor_error_orientation_deg": ("orientation error (deg, mod 90)", False),
+    "cycle_l1": ("cycle L1", False),
 }
-FIGURES = ("samples", "class_grid", "interpolation", "code_traversal", "nearest_neighbours", "reconstructions", "traversal")
+FIGURES = ("samples", "translations", "class_grid", "interpolation", "code_traversal", "nearest_neighbours", "reconstructions", "traversal")
 CAPTIONS = {"class_grid": "class grid: one row per class, the same noise in every row",
-            "code_traversal": "code traversal: rows = categorical code, columns = a continuous code from -1 to 1"}
-PER_MODEL_PROTOCOL = ("primary_metric", "likelihood", "likelihood_metrics", "conditioning", "codes")
+            "code_traversal": "code traversal: rows = categorical code, columns = a continuous code from -1 to 1",
+            "translations": "rows of 8: source, translation, cycled back; a2b blocks first, then b2a"}
+PER_MODEL_PROTOCOL = ("primary_metric", "likelihood", "likelihood_metrics", "conditioning", "codes", "codebook",
+                      "translation")
 CSS = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f3f3f3}td.best{background:#d9f2d9;font-weight:bold}td.name{text-align:left}

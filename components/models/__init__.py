@@ -5,7 +5,7 @@ No family file imports another (shared parts live in base, layers, losses and co
 stages depend on its own file only (dvc.yaml) and this registry is deliberately not a stage dependency.
 """
 
-from components.models import cgan, cvae, dcgan, infogan, pixelcnn, sngan, vae, wgan, wgan_gp
+from components.models import cgan, cvae, dcgan, infogan, pixelcnn, sngan, vae, vqvae, vqvae_prior, wgan, wgan_gp
 from components.models.base import Capabilities, Family, GenerativeModel, ModelConfig, Phase
 
 MODELS: dict[str, Family] = {
@@ -18,11 +18,14 @@ MODELS: dict[str, Family] = {
     "infogan": infogan.FAMILY,
     "sngan": sngan.FAMILY,
     "pixelcnn": pixelcnn.FAMILY,
+    "vqvae": vqvae.FAMILY,
+    "vqvae_prior": vqvae_prior.FAMILY,  # built on vqvae (Family.needs)
 }
 
 __all__ = ["MODELS", "Capabilities", "Family", "GenerativeModel", "ModelConfig", "Phase", "build"]
 
 
-def build(name: str, config, spec) -> GenerativeModel:
-    """Build model `name` from its config (a dict or its Config) for a prepared dataset's spec."""
-    return MODELS[name].build(config, spec)
+def build(name: str, config, spec, upstream: dict[str, GenerativeModel] | None = None) -> GenerativeModel:
+    """Build model `name` from its config (a dict or its Config) for a prepared dataset's spec; a family built
+    on another model's export (`Family.needs`) also takes the upstream models, {name: model}."""
+    return MODELS[name].build(config, spec, upstream)

@@ -1,9 +1,10 @@
 """The contract every model family keeps, the capabilities it may declare, and the training phase.
 
-A model is an `nn.Module` built by `Family.build(config, dataset_spec)`. Every model implements
+A model is an `nn.Module` built by `Family.build(config, dataset_spec, upstream)`. Every model implements
     optimizers()                    {name: torch optimizer} over its own parameters
     phases(optimizers)              [Phase, ...] run in order once per training step
-    sample(n, labels, generator)    images (n, C, H, W) in the data range [0, 1]
+    sample(n, labels, generator)    images (n, C, H, W) in the data range [0, 1] (all but translation models)
+and may override schedule(optimizers, epoch, epochs) (learning-rate schedules, called before every epoch).
 Everything else is opt-in and declared in `Capabilities`; evaluation, tuning, the registry and the CLI
 act on what a model declares, never on `hasattr`:
     labels       sample(n, labels=y) honours class labels y (n,) (conditional models)
@@ -11,7 +12,13 @@ act on what a model declares, never on `hasattr`:
     encoder      encode(x, labels) -> (mu, logvar): reconstructions and latent traversals
     likelihood   log_likelihood(x, labels, n_samples) per image in nats: "bound" (ELBO/IWAE) or "exact"
     codes        structured codes (InfoGAN): code_traversal(...) and predict_codes(x)
-    translation  translate(x, direction) between two domains
+    codebook     a discrete latent map (VQ-VAE): encode_codes(x) -> (B, h, w), decode_codes(codes),
+                 codebook_size; reconstructions and codebook usage
+    translation  translate(x, direction) between two domains ("a2b", "b2a") and domains(x, y) -> the
+                 images of each domain; such a model does not sample
+A family built on another model's export declares it in `Family.needs`; its model gets the upstream
+models ({name: model}) at construction, keeps them as frozen submodules (so its own state_dict and
+export are self-contained) and trains only its own parameters.
 Models receive images in [0, 1] (see `components.data.to_float`) and rescale internally if they need to.
 """
 
@@ -51,7 +58,10 @@ class Capabilities:
     likelihood: Literal["bound", "exact"] | None = None
     likelihood_given_labels: bool = False  # the likelihood is log p(x | y), evaluated with the true labels
     codes: bool = False
+    codebook: bool = False
     translation: bool = False
+    importance_weighted: bool = True  # a "bound" with a stochastic posterior also gets IWAE-k; a deterministic
+    # posterior (VQ-VAE's nearest code) makes IWAE-k equal the ELBO, so only the ELBO is reported
 
     def likelihood_metrics(self) -> dict[str, str]:
         """Metric keys for this likelihood, named for what they are: a bound is never reported as an NLL,
@@ -61,6 +71,8 @@ class Capabilities:
         y = "_given_y" if self.likelihood_given_labels else ""
         if self.likelihood == "exact":
             return {"single": f"test_nll{y}_nats"}
+        if not self.importance_weighted:
+            return {"single": f"test_elbo{y}_nats"}
         return {"single": f"test_elbo{y}_nats", "importance": f"test_iwae{y}_nats"}
 
 
@@ -103,10 +115,21 @@ class GenerativeModel(nn.Module, abc.ABC):
     def phases(self, optimizers: dict[str, torch.optim.Optimizer]) -> list[Phase]:
         """The phases of one training step, in order."""
 
-    @abc.abstractmethod
     def sample(self, n: int, labels: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images in [0, 1]; `labels` (n,) for families that declare `labels` (else must be None)."""
+        """n images in [0, 1]; `labels` (n,) for families that declare `labels` (else must be None).
+        Every family but translation ones overrides it (`Family` checks)."""
+        raise NotImplementedError(f"{type(self).__name__} translates between two domains and does not sample; "
+                                  "use translate (genzoo translate)")
+
+    def schedule(self, optimizers: dict[str, torch.optim.Optimizer], epoch: int, epochs: int) -> None:
+        """Called before every epoch (0-based) of `epochs`: set learning rates here (a function of the epoch
+        alone, so a resumed run follows the same schedule). Default: constant rates."""
+
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstructions of x in [0, 1] (encoder families: the decoder mean at the posterior mean)."""
+        mu, _ = self.encode(x, labels)
+        return self.decode_latent(mu, labels)
 
     def check_labels(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor | None:
         """Validated labels on the model's device: None for unconditional families; for conditional ones the
@@ -149,6 +172,8 @@ class Family:
     eval_samples:   cap on generated images for sample metrics (None: evaluate.n_samples); the budget for
                     families whose sampling is slow
     tiny:           a small config for tests and smoke runs (what the contract test builds)
+    needs:          the model whose export this family is built on (at most one: pipeline.models maps each
+                    model to one input, its dvc.yaml dependency); `build` then takes it as `upstream`
     """
 
     Config: type[ModelConfig]
@@ -159,21 +184,28 @@ class Family:
     figures: tuple[str, ...] = ()
     eval_samples: int | None = None
     tiny: dict[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
 
     def __post_init__(self):
         caps = self.capabilities
+        if len(self.needs) > 1:
+            raise TypeError(f"{self.Model.__name__}: at most one upstream model (needs={self.needs})")
+        if not caps.translation and self.Model.sample is GenerativeModel.sample:
+            raise TypeError(f"{self.Model.__name__}: a family that does not translate must implement sample()")
         likelihood = caps.likelihood_metrics()
         if not self.objective:  # a likelihood model tunes on its validation bound, the others on FID
             name = likelihood.get("single", "").removeprefix("test_").removesuffix("_nats")
-            object.__setattr__(self, "objective", f"val_neg_{name}" if name.startswith("elbo") else
-                               f"val_{name}" if name else "val_fid")
+            object.__setattr__(self, "objective", "val_cycle_l1" if caps.translation else
+                               f"val_neg_{name}" if name.startswith("elbo") else f"val_{name}" if name else "val_fid")
         if not self.primary_metric:
-            object.__setattr__(self, "primary_metric", likelihood.get("importance") or likelihood.get("single") or "fid")
+            object.__setattr__(self, "primary_metric", "translation_fid" if caps.translation else
+                               likelihood.get("importance") or likelihood.get("single") or "fid")
         if not self.figures:
-            figs = ["samples", "nearest_neighbours"]
+            figs = ["translations"] if caps.translation else ["samples", "nearest_neighbours"]
             figs += ["interpolation"] if caps.latent else []
             figs += ["class_grid"] if caps.labels else []
-            figs += ["reconstructions", "traversal"] if caps.encoder else []
+            figs += ["reconstructions"] if caps.encoder or caps.codebook else []
+            figs += ["traversal"] if caps.encoder else []
             figs += ["code_traversal"] if caps.codes else []
             object.__setattr__(self, "figures", tuple(figs))
 
@@ -181,6 +213,12 @@ class Family:
     def capabilities(self) -> Capabilities:
         return self.Model.capabilities
 
-    def build(self, config: ModelConfig | dict[str, Any], spec: DatasetSpec) -> GenerativeModel:
+    def build(self, config: ModelConfig | dict[str, Any], spec: DatasetSpec,
+              upstream: dict[str, GenerativeModel] | None = None) -> GenerativeModel:
         cfg = config if isinstance(config, self.Config) else self.Config(**dict(config))
-        return self.Model(cfg, spec)
+        if not self.needs:
+            return self.Model(cfg, spec)
+        missing = [m for m in self.needs if m not in (upstream or {})]
+        if missing:
+            raise ValueError(f"{self.Model.__name__} is built on {', '.join(missing)}: pass upstream={{name: model}}")
+        return self.Model(cfg, spec, upstream={m: upstream[m] for m in self.needs})

@@ -1,4 +1,5 @@
-"""Exported models: one file holding family name, config, dataset spec and state_dict.
+"""Exported models: one file holding family name, config, dataset spec and state_dict (and, for a family
+built on another model, that model's config: its weights are part of the state_dict).
 
 Loaded with `torch.load(..., weights_only=True)`: only tensors and plain Python containers are stored.
 """
@@ -21,6 +22,8 @@ def export_model(path: Path, name: str, model: GenerativeModel) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"family": name, "config": model.config.model_dump(), "spec": asdict(model.spec),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    if MODELS[name].needs:  # the upstream's weights are in the state_dict; its config rebuilds its modules
+        blob["upstream"] = {m: u.config.model_dump() for m, u in model.upstream.items()}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)
     os.replace(tmp, path)
@@ -30,7 +33,8 @@ def export_model(path: Path, name: str, model: GenerativeModel) -> Path:
 def load_exported(path: Path, device: str | torch.device = "cpu") -> tuple[str, GenerativeModel]:
     """(family name, model in eval mode) from an exported file."""
     blob = torch.load(Path(path), map_location=device, weights_only=True)
-    name = blob["family"]
-    model = MODELS[name].build(blob["config"], DatasetSpec(**blob["spec"]))
-    model.load_state_dict(blob["state_dict"])
+    name, spec = blob["family"], DatasetSpec(**blob["spec"])
+    upstream = {m: MODELS[m].build(cfg, spec) for m, cfg in blob.get("upstream", {}).items()}
+    model = MODELS[name].build(blob["config"], spec, upstream or None)
+    model.load_state_dict(blob["state_dict"])  # the upstream's weights too
     return name, model.to(device).eval()

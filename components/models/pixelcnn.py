@@ -27,6 +27,7 @@ from torch import nn
 
 from components.data.shards import DatasetSpec
 from components.models.base import Capabilities, Family, GenerativeModel, ModelConfig, Phase
+from components.models.layers import GatedStack, MaskedConv2d
 
 EVAL_SAMPLES = 200  # images sampled for evaluation: 1024 network passes per batch at 32x32, ~20 s on 2 CPU cores
 
@@ -42,50 +43,6 @@ class PixelCNNConfig(ModelConfig):
     epochs: int = Field(5, ge=1)
 
 
-class MaskedConv2d(nn.Conv2d):
-    """A conv whose kernel is zero at and after the centre in raster order (mask A) or after it (mask B)."""
-
-    def __init__(self, mask: Literal["A", "B"], *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        kh, kw = self.kernel_size
-        m = torch.ones_like(self.weight)
-        m[:, :, kh // 2, kw // 2 + (mask == "B"):] = 0  # the centre row from the centre (A) or after it (B)
-        m[:, :, kh // 2 + 1:] = 0  # every row below the centre
-        self.register_buffer("mask", m)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
-
-
-class GatedLayer(nn.Module):
-    """One gated layer: (vertical, horizontal) -> (vertical, horizontal), same shapes (B, C, H, W)."""
-
-    def __init__(self, channels: int, kernel: int, first: bool):
-        super().__init__()
-        self.first, k = first, kernel
-        self.vertical = nn.Conv2d(channels, 2 * channels, (k // 2 + 1, k), padding=(k // 2, k // 2))
-        self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
-        self.horizontal = nn.Conv2d(channels, 2 * channels, (1, k // 2 + 1), padding=(0, k // 2))
-        self.h_out = nn.Conv2d(channels, channels, 1)
-        if first:  # mask A: the vertical stack must not see the current row, nor the horizontal the current pixel
-            self.register_buffer("v_mask", torch.ones_like(self.vertical.weight).index_fill_(2, torch.tensor([k // 2]), 0))
-            self.register_buffer("h_mask", torch.ones_like(self.horizontal.weight).index_fill_(3, torch.tensor([k // 2]), 0))
-
-    @staticmethod
-    def gate(x: torch.Tensor) -> torch.Tensor:
-        f, g = x.chunk(2, dim=1)  # (B, 2C, H, W) -> 2 x (B, C, H, W)
-        return torch.tanh(f) * torch.sigmoid(g)
-
-    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = v.shape[-2:]
-        wv = self.vertical.weight * self.v_mask if self.first else self.vertical.weight
-        wh = self.horizontal.weight * self.h_mask if self.first else self.horizontal.weight
-        v_pre = F.conv2d(v, wv, self.vertical.bias, padding=self.vertical.padding)[:, :, :height]  # rows <= i
-        h_pre = F.conv2d(h, wh, self.horizontal.bias, padding=self.horizontal.padding)[:, :, :, :width]  # cols <= j
-        out = self.h_out(self.gate(h_pre + self.v_to_h(v_pre)))
-        return self.gate(v_pre), out if self.first else out + h  # no residual into the first layer's input
-
-
 class PixelCNN(GenerativeModel):
     capabilities = Capabilities(likelihood="exact")
 
@@ -99,8 +56,7 @@ class PixelCNN(GenerativeModel):
         self.levels = 1 if out == "bernoulli" else 256
         ch, k = config.channels, config.kernel
         if config.arch == "gated":
-            self.stem = nn.Conv2d(spec.channels, ch, 1)
-            self.stack = nn.ModuleList([GatedLayer(ch, k, first=i == 0) for i in range(config.layers + 1)])
+            self.gated = GatedStack(spec.channels, ch, config.layers, k)
         else:
             self.stem = MaskedConv2d("A", spec.channels, ch, 7, padding=3)
             self.stack = nn.ModuleList([MaskedConv2d("B", ch, ch, k, padding=k // 2) for _ in range(config.layers)])
@@ -111,9 +67,7 @@ class PixelCNN(GenerativeModel):
         the output at (i, j) depends on x only through pixels before (i, j) in raster order."""
         inp = x * 2 - 1
         if self.config.arch == "gated":
-            v = h = self.stem(inp)
-            for layer in self.stack:
-                v, h = layer(v, h)
+            h = self.gated(inp)
         else:
             h = self.stem(inp)
             for conv in self.stack:

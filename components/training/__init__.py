@@ -33,10 +33,35 @@ def model_config(params: Params, name: str):
     return cfg, provenance
 
 
+def upstream_files(params: Params, name: str) -> dict[str, Path]:
+    """{model: its exported file} for the models family `name` is built on (Family.needs)."""
+    from components.errors import ConfigError
+    from components.models import MODELS
+
+    files = {m: params.path(f"models/{m}/model.pt") for m in MODELS[name].needs}
+    for m, f in files.items():
+        if not f.is_file():
+            raise ConfigError(f"{f}: {name} is built on a trained {m}, and there is none; train it first "
+                              f"(dvc repro train@{m})")
+    return files
+
+
+def load_upstream(files: dict[str, str | Path]) -> dict:
+    """{model: the exported model, eval mode} for upstream_files' result (or None when empty)."""
+    from components.models.io import load_exported
+
+    return {m: load_exported(f)[1] for m, f in files.items()} or None
+
+
 def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
-    """The resolved config of one training run: what was asked for, with every default filled in."""
+    """The resolved config of one training run: what was asked for, with every default filled in, and the
+    identity of any upstream model (so checkpoints of a model built on a retrained upstream never resume)."""
+    from components.data.shards import sha256_file
+
     cfg, provenance = model_config(params, name)
     train = params.train.model_dump()
+    upstream = {m: {"file": str(f.relative_to(params.root)), "sha256": sha256_file(f)}
+                for m, f in upstream_files(params, name).items()}
     return {
         "model": name,
         "model_config": cfg.model_dump(),
@@ -44,6 +69,7 @@ def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
         "train": {k: train[k] for k in ("workers", "cpus_per_worker", "use_gpu", "seed", "checkpoint_every",
                                         "precision", "compile", "channels_last")},
         "dataset": {"name": spec.name, "manifest_sha256": spec.manifest_sha256, "counts": spec.counts},
+        **({"upstream": upstream} if upstream else {}),
     }
 
 
@@ -64,6 +90,7 @@ def base_job(params: Params, name: str, spec: DatasetSpec, cfg: dict, uri: str, 
         max_failures=params.train.max_failures, fault=fault, precision=params.train.precision,
         compile=params.train.compile, channels_last=params.train.channels_last,
         tracking={"uri": uri, "experiment": params.mlflow.experiment, "run_id": run_id},
+        upstream={m: str(f) for m, f in upstream_files(params, name).items()},
     )
 
 
@@ -84,7 +111,8 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
 
     spec = load_spec(params.path(params.data.out_dir))
     model_cfg, _ = model_config(params, name)
-    build(name, model_cfg, spec)  # fail here, before Ray starts, if config and data do not fit
+    upstream = load_upstream(upstream_files(params, name))
+    build(name, model_cfg, spec, upstream)  # fail here, before Ray starts, if config and data do not fit
     check_local_cpus(params.ray.address, params.train.workers * params.train.cpus_per_worker,
                      "train.workers x train.cpus_per_worker")
     resolved = resolve(params, name, spec)
@@ -109,7 +137,7 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
         _close(tracker, run_id, killed=True, reason="interrupted by the user; a rerun resumes from the last checkpoint")
         raise KeyboardInterrupt from None
     tracker.log_history(run_id, state["history"])  # idempotent: fills epochs a resume may have skipped
-    model = build(name, model_cfg, spec)
+    model = build(name, model_cfg, spec, upstream)
     model.load_state_dict(state["model"])
     return TrainOutcome(name, model.eval(), spec, state, resolved, run_id, uri)
 

@@ -148,6 +148,7 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(hash((cfg.seed, cfg.rank, epoch)) & 0x7FFFFFFF)  # noise differs per rank and epoch
         model.train()
+        model.schedule(optimizers, epoch, cfg.epochs)
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=device))
         counts: dict[str, int] = defaultdict(int)
         data = iter(batches(epoch))

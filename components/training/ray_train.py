@@ -67,6 +67,7 @@ class TrainJob:
     channels_last: bool = False  # NHWC for conv models
     fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there
     validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
+    upstream: dict[str, str] = field(default_factory=dict)  # {model: exported file} of Family.needs
 
 
 def check_local_cpus(address: str | None, num_cpus: int | None, need: str) -> None:
@@ -167,12 +168,14 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
     (`snapshot` builds the checkpoint state when one is due, else None)."""
     from components.data import ShardStream, load_spec
     from components.models import MODELS, build
+    from components.training import load_upstream
     from components.training.loop import LoopConfig, prepare_model, train
 
     torch.set_num_threads(job.cpus_per_worker)
     spec = load_spec(Path(job.data_dir), verify=False)  # the stream verifies the shards it reads
     torch.manual_seed(job.seed)
-    model = prepare_model(build(job.model, job.model_config, spec), device, job.channels_last, job.compile)
+    model = prepare_model(build(job.model, job.model_config, spec, load_upstream(job.upstream)), device,
+                          job.channels_last, job.compile)
     stream = ShardStream(Path(job.data_dir), spec, "train", job.batch_size, rank, world, job.seed,
                          epoch_images=job.epoch_images)
     tracker = None

@@ -113,7 +113,10 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     if concurrency < settings.max_concurrent_trials:
         log(f"[tune {name}] max_concurrent_trials {settings.max_concurrent_trials} -> {concurrency}: "
             f"{settings.workers_per_trial} workers per trial must fit the cluster's CPUs")
-    sweep_name = f"tune-{name}-{config_hash([spec.model_dump(), settings.model_dump(), base_job.model_config, exhaustive])}"
+    from components.data.shards import sha256_file
+
+    upstream = {m: sha256_file(Path(f)) for m, f in base_job.upstream.items()}  # a retrained upstream: a new sweep
+    sweep_name = f"tune-{name}-{config_hash([spec.model_dump(), settings.model_dump(), base_job.model_config, exhaustive, *([upstream] if upstream else [])])}"
     sweep_run = tracker.start_run(f"{'grid' if exhaustive else 'tune'}-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
                                   tags={"genzoo.stage": "tune", "genzoo.model": name})
     job = replace(base_job, epochs=spec.max_epochs, checkpoint_every=spec.max_epochs, workers=settings.workers_per_trial,

@@ -28,7 +28,9 @@ def batch(s, n=8):
 
 
 def tiny(name: str, s, **extra):
-    return build(name, {**TINY[name], **extra}, s)
+    """A tiny model; a family built on another (Family.needs) gets a tiny untrained upstream."""
+    upstream = {m: build(m, TINY[m], s) for m in MODELS[name].needs}
+    return build(name, {**TINY[name], **extra}, s, upstream or None)
 
 
 @pytest.mark.parametrize("name,extra", VARIANTS, ids=lambda v: str(v))
@@ -54,6 +56,9 @@ def test_model_contract(name, extra, channels, resolution):
         optimizers[phase.optimizer].step()
         if phase.after_step is not None:
             phase.after_step()
+    if caps.translation:
+        check_translation(model, b, s)
+        return
     samples = model.sample(5, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (5, *s.shape)
     assert samples.min() >= 0 and samples.max() <= 1
@@ -77,11 +82,29 @@ def test_model_contract(name, extra, channels, resolution):
     if caps.likelihood:
         ll = model.log_likelihood(b[0], b[1] if caps.likelihood_given_labels else None)
         assert ll.shape == (8,) and torch.isfinite(ll).all() and (ll <= 0).all()
+    if caps.codebook:
+        codes = model.encode_codes(b[0])
+        assert codes.dtype == torch.long and codes.shape[0] == 8 and codes.dim() == 3
+        assert 0 <= codes.min() and codes.max() < model.codebook_size
+        decoded = model.decode_codes(codes)
+        assert decoded.shape == (8, *s.shape) and decoded.min() >= 0 and decoded.max() <= 1
+        assert model.reconstruct(b[0]).shape == (8, *s.shape)
     if caps.codes:
         probs, cont = model.predict_codes(b[0])
         assert probs.shape == (8, model.k) and torch.allclose(probs.sum(1), torch.ones(8))
         assert cont.shape == (8, model.j)
         assert model.code_traversal(4).shape[1:] == s.shape
+
+
+def check_translation(model, b, s):
+    """Translation families: both directions keep shape and range; cycling back returns an image; they do not sample."""
+    for direction in ("a2b", "b2a"):
+        out = model.translate(b[0], direction)
+        assert out.shape == b[0].shape and out.min() >= 0 and out.max() <= 1
+    with pytest.raises(ValueError, match="direction"):
+        model.translate(b[0], "a2c")
+    with pytest.raises(NotImplementedError, match="does not sample"):
+        model.sample(2)
 
 
 def stripes(n: int, s) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,13 +144,16 @@ def test_conditional_model_draws_the_requested_class_after_training(name):
 def test_families_declare_their_objective_metric_and_figures():
     for name, fam in MODELS.items():
         caps = fam.capabilities
-        assert fam.objective and fam.primary_metric and "samples" in fam.figures, name
+        assert fam.objective and fam.primary_metric, name
+        assert ("translations" if caps.translation else "samples") in fam.figures, name
+        assert ("reconstructions" in fam.figures) == (caps.encoder or caps.codebook), name
         if caps.likelihood == "bound":
             assert "elbo" in fam.objective and "nll" not in fam.primary_metric, name
-        if caps.likelihood is None:
+        if caps.likelihood is None and not caps.translation:
             assert fam.objective == "val_fid" and fam.primary_metric == "fid", name
         assert ("class_grid" in fam.figures) == caps.labels, name
     assert MODELS["cvae"].primary_metric == "test_iwae_given_y_nats"
+    assert MODELS["vqvae_prior"].primary_metric == "test_elbo_nats", "a deterministic posterior: no IWAE"
 
 
 def test_registry_names_match_params_sections():

@@ -18,7 +18,7 @@ from tests.conftest import leftover_ray_processes, ray_processes
 from tests.pipelines.test_dvc_repro import make_repo, run
 
 pytestmark = pytest.mark.slow
-SLOW_VAE = {"pipeline": {"models": ["vae"]}, "data": {"n_train": 4096},
+SLOW_VAE = {"pipeline": {"models": {"vae": "datasets/prepared"}}, "data": {"n_train": 4096},
             "models": {"vae": {"arch": "conv", "conv_channels": 32, "latent_dim": 8, "epochs": 12, "batch_size": 32}}}
 
 

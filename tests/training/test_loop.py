@@ -127,8 +127,13 @@ def test_compiled_model_trains_and_keeps_state_dict_keys(tiny_project):
     assert set(model.state_dict()) == keys, "checkpoints and exports load into an uncompiled model"
 
 
-def _ddp_rank(rank: int, port: int, out: str) -> None:
-    """One gloo rank: a tiny DCGAN (batch norm in G and D) and an EMA generator, trained on rank-specific data."""
+DDP_MODELS = {"dcgan": {"latent_dim": 8, "g_channels": 4, "d_channels": 4, "ema_decay": 0.9},
+              "vqvae": {"codebook_size": 8, "code_dim": 4, "channels": 4, "ema_decay": 0.9}}
+
+
+def _ddp_rank(rank: int, port: int, out: str, name: str) -> None:
+    """One gloo rank: a tiny model trained on rank-specific data (DCGAN: batch norm in G and D and an EMA
+    generator; VQ-VAE: an EMA codebook), then one more codebook update without the loop's buffer averaging."""
     import torch.distributed as dist
 
     from components.models import build
@@ -136,7 +141,7 @@ def _ddp_rank(rank: int, port: int, out: str) -> None:
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.manual_seed(rank)  # different initial weights: the loop must broadcast rank 0's
-    model = build("dcgan", {"latent_dim": 8, "g_channels": 4, "d_channels": 4, "ema_decay": 0.9}, spec())
+    model = build(name, DDP_MODELS[name], spec())
 
     def batches(epoch):
         g = torch.Generator().manual_seed(100 * rank + epoch)  # each rank sees other images
@@ -144,13 +149,21 @@ def _ddp_rank(rank: int, port: int, out: str) -> None:
             yield (torch.rand(8, 1, 32, 32, generator=g) * 255).to(torch.uint8), torch.zeros(8, dtype=torch.long)
 
     train(model, batches, LoopConfig(epochs=2, rank=rank, world_size=2), Recorder())
-    torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out}/rank{rank}.pt")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    if name == "vqvae":  # a step the loop's end-of-epoch buffer averaging does not follow
+        model.train()
+        model.losses(torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(rank)).round())
+        state["codebook_after_step"] = model.quantizer.codebook.clone()
+    torch.save(state, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
-def test_two_ranks_end_with_identical_parameters_buffers_and_ema(tmp_path):
+@pytest.mark.parametrize("name", sorted(DDP_MODELS))
+def test_two_ranks_end_with_identical_parameters_buffers_ema_and_codebooks(tmp_path, name):
     """Batch-norm running statistics differ per rank by construction; the loop averages them after each
-    epoch, so both ranks (and rank 0's checkpoint) hold one model, EMA generator included."""
+    epoch, so both ranks (and rank 0's checkpoint) hold one model, EMA generator included. The VQ-VAE's EMA
+    codebook update all-reduces its counts and sums, so codebooks agree after every step, not only after the
+    loop's averaging (which alone would also break e_k = m_k / N_k)."""
     import socket
 
     import torch.multiprocessing as mp
@@ -158,9 +171,14 @@ def test_two_ranks_end_with_identical_parameters_buffers_and_ema(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.start_processes(_ddp_rank, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    mp.start_processes(_ddp_rank, args=(port, str(tmp_path), name), nprocs=2, start_method="spawn")
     a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert set(a) == set(b)
-    assert any("running_mean" in k for k in a) and any(k.startswith("generator_ema.") for k in a)
+    if name == "dcgan":
+        assert any("running_mean" in k for k in a) and any(k.startswith("generator_ema.") for k in a)
+    else:
+        n = a["quantizer.ema_count"].sum()
+        count = (a["quantizer.ema_count"] + 1e-5) / (n + 8 * 1e-5) * n
+        assert torch.allclose(a["quantizer.codebook"], a["quantizer.ema_sum"] / count[:, None], atol=1e-5)
     for k in a:
         assert torch.equal(a[k], b[k]), k
