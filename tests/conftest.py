@@ -27,7 +27,7 @@ TINY = {
     },
     "pipeline": {"models": {"vae": "datasets/prepared", "dcgan": "datasets/prepared"}},
     "tune": {m: {"num_samples": 0} for m in ("vae", "dcgan", "wgan", "wgan_gp", "cvae", "cgan", "infogan", "sngan",
-                                             "pixelcnn", "vqvae", "vqvae_prior")},
+                                             "pixelcnn", "vqvae", "vqvae_prior", "cyclegan")},
     "evaluate": {"grid_size": 16, "traversal_dims": 3, "iw_samples": 20, "feature_epochs": 1,
                  "min_feature_accuracy": 0.3},
 }

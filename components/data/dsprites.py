@@ -22,16 +22,23 @@ _MAX_HALF_SIZE = 0.3  # half-size of a scale-1 sprite as a fraction of the image
 
 
 GRID_SIZE = int(np.prod(list(FACTOR_SIZES.values())))  # 737,280 factor combinations
+PLACEMENTS = GRID_SIZE // FACTOR_SIZES["shape"]  # 245,760 (scale, orientation, pos_x, pos_y) combinations
 
 
 def sample_factors(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Indices into the factor grid for n distinct grid cells drawn uniformly without replacement
-    (so consecutive slices, e.g. train and test, never share an image); int64 arrays of length n."""
-    if n > GRID_SIZE:
-        raise ConfigError(f"data.n_train + data.n_val + data.n_test = {n}: at most {GRID_SIZE} (the dSprites factor grid)")
-    cells = rng.choice(GRID_SIZE, size=n, replace=False)
-    idx = np.unravel_index(cells, tuple(FACTOR_SIZES.values()))
-    return {name: i.astype(np.int64) for name, i in zip(FACTOR_SIZES, idx, strict=True)}
+    """Indices into the factor grid for n images: n distinct placements (scale, orientation, pos_x, pos_y)
+    drawn uniformly without replacement, each with a shape drawn uniformly. So no two images (in any
+    split) share a grid cell, and no placement appears with two shapes: domains made of shapes (CycleGAN's
+    square -> heart) never contain a matching pair. int64 arrays of length n."""
+    if n > PLACEMENTS:
+        raise ConfigError(f"data.n_train + data.n_val + data.n_test = {n}: at most {PLACEMENTS} (each placement of "
+                          "the dSprites factor grid is drawn once)")
+    cells = rng.choice(PLACEMENTS, size=n, replace=False)
+    placement = [k for k in FACTOR_SIZES if k != "shape"]
+    idx = np.unravel_index(cells, tuple(FACTOR_SIZES[k] for k in placement))
+    factors = {"shape": rng.integers(0, FACTOR_SIZES["shape"], size=n)}
+    factors.update(zip(placement, idx, strict=True))
+    return {name: factors[name].astype(np.int64) for name in FACTOR_SIZES}
 
 
 def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:

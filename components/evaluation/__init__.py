@@ -78,6 +78,25 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
     n = min(cfg.n_samples, len(images), family.eval_samples or len(images))
     test_labels = torch.from_numpy(labels).long()
     out_dir.mkdir(parents=True, exist_ok=True)
+    protocol = {"dataset": spec.name, "dataset_manifest_sha256": spec.manifest_sha256, "split": "test", "seed": cfg.seed,
+                "feature_net_sha256": net_sha, "feature_space": "penultimate layer (128-d) of the featurize classifier"}
+    if caps.translation:  # a translation model does not sample: it is measured on the test split's two domains
+        from components.data.shards import read_factors
+        from components.evaluation.factors import load_regressor
+        from components.evaluation.translation import translation_metrics
+
+        log(f"[evaluate {name}] translating the test split's domains both ways")
+        metrics, grid = translation_metrics(model, images, labels, read_factors(data_dir, spec, "test"), net,
+                                            load_regressor(feature_dir / "regressor.pt"))
+        metrics = {"model": name, "primary_metric": family.primary_metric, **metrics}
+        figs = {"translations": figures.save_grid(grid, out_dir / "translations.png", nrow=8)}
+        metrics["protocol"] = {**protocol, "translation": (
+            f"A = {model.config.domain_a}, B = {model.config.domain_b} (transform_b: {model.config.transform_b}); "
+            "all test images of each domain translated; FID against the target domain's test images; factor errors "
+            "by the featurize factor regressor against the source's true factors (grid steps; degrees mod 90)"),
+            "versions": _versions()}
+        metrics["figures"] = {k: Path(v).name for k, v in figs.items()}
+        return metrics
 
     log(f"[evaluate {name}] sampling {n} images and extracting features")
     fake = generate(model, n, cfg.seed, labels=test_labels[:n] if caps.labels else None)
@@ -143,14 +162,9 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         grid, nrow = drawers[fig]()
         figs[fig] = figures.save_grid(grid, out_dir / f"{fig}.png", nrow=nrow)
     metrics["protocol"] = {
-        "dataset": spec.name,
-        "dataset_manifest_sha256": spec.manifest_sha256,
-        "split": "test",
+        **protocol,
         "n_real": n,
         "n_fake": n,
-        "seed": cfg.seed,
-        "feature_net_sha256": net_sha,
-        "feature_space": "penultimate layer (128-d) of the featurize classifier",
         "precision_recall_k": cfg.pr_k,
         "kid_subsets": 50,
         "memorization_reference": f"test images' nearest-train distances, quantile {cfg.memorization_quantile}",

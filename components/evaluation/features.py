@@ -128,8 +128,8 @@ DEFAULT_MIN_ACCURACY = {"dsprites": 0.99, "mnist": 0.97, "fashion_mnist": 0.85, 
 def featurize(params, out_dir: Path, log=print) -> dict:
     """Stage `featurize`: train the classifier, gate on held-out accuracy, cache train/test features.
 
-    Writes out_dir/classifier.pt, out_dir/features.pt (train and test features and labels) and returns
-    the summary for out_dir/featurize.json. Raises EvaluationError when the gate fails.
+    Writes out_dir/classifier.pt, out_dir/features.pt (train and test features and labels), out_dir/regressor.pt
+    (the factor regressor, where the data has factors) and returns the summary for out_dir/featurize.json. Raises EvaluationError when the gate fails.
     """
     from components.data import load_spec
     from components.errors import EvaluationError
@@ -152,5 +152,13 @@ def featurize(params, out_dir: Path, log=print) -> dict:
     tmp = out_dir / "features.pt.tmp"
     torch.save(feats, tmp)
     os.replace(tmp, out_dir / "features.pt")
+    from components.evaluation import factors
+
+    regressor = None
+    if factors.available(spec):  # dSprites: position, scale and orientation, for translation metrics
+        regressor, floor = factors.train_factor_regressor(data_dir, spec, epochs=2 * cfg.feature_epochs, seed=cfg.seed,
+                                                          log=log)
+        scores.update(floor)
+    factors.save_regressor(regressor, spec, out_dir / "regressor.pt")
     return {"feature_net_sha256": sha, "dataset_manifest_sha256": spec.manifest_sha256, "dataset": spec.name,
             "min_accuracy": threshold, "feature_dim": FEATURE_DIM, **scores}

@@ -1,6 +1,7 @@
 """Per-epoch validation objectives for tuning, as each family declares (`Family.objective`, lower is
 better): the validation bound for likelihood models (nats; given the labels for conditional likelihoods),
-FID in the featurize feature space for the others (conditional models generate for the validation labels)."""
+the mean cycle L1 for translation models, FID in the featurize feature space for the others (conditional
+models generate for the validation labels)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ def make_validator(family, data_dir: Path, spec: DatasetSpec, feature_net: str |
     """model -> {family.objective: value} on the validation split."""
     caps, objective = family.capabilities, family.objective
     images, labels = read_split(data_dir, spec, "val", limit=val_images)
+    if caps.translation:  # mean cycle L1 of the validation split's two domains, both ways
+        from components.data import to_float
+
+        def cycle(model) -> dict[str, float]:
+            model.eval()
+            with torch.no_grad():
+                dom = model.domains(to_float(images).to(model.device), torch.from_numpy(labels).to(model.device))
+                return {objective: float(model.cycle_loss(dom["a"][0], dom["b"][0])) / 2}
+
+        return cycle
     if caps.likelihood:
         from components.evaluation.likelihood import test_bound
 

@@ -5,7 +5,7 @@ No family file imports another (shared parts live in base, layers, losses and co
 stages depend on its own file only (dvc.yaml) and this registry is deliberately not a stage dependency.
 """
 
-from components.models import cgan, cvae, dcgan, infogan, pixelcnn, sngan, vae, vqvae, vqvae_prior, wgan, wgan_gp
+from components.models import cgan, cvae, cyclegan, dcgan, infogan, pixelcnn, sngan, vae, vqvae, vqvae_prior, wgan, wgan_gp
 from components.models.base import Capabilities, Family, GenerativeModel, ModelConfig, Phase
 
 MODELS: dict[str, Family] = {
@@ -20,6 +20,7 @@ MODELS: dict[str, Family] = {
     "pixelcnn": pixelcnn.FAMILY,
     "vqvae": vqvae.FAMILY,
     "vqvae_prior": vqvae_prior.FAMILY,  # built on vqvae (Family.needs)
+    "cyclegan": cyclegan.FAMILY,
 }
 
 __all__ = ["MODELS", "Capabilities", "Family", "GenerativeModel", "ModelConfig", "Phase", "build"]

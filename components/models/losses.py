@@ -9,6 +9,9 @@ Adversarial objectives, as (discriminator loss, generator loss):
   wasserstein     Arjovsky et al. 2017, Algorithm 1:  D: E[f(G(z))] - E[f(x)];  G: -E[f(G(z))]
   hinge           Lim & Ye 2017; Miyato et al. 2018, eq. 16 / Zhang et al. 2019, eq. 3:
                                                       D: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))];  G: -E[D(G(z))]
+  least_squares   Mao et al. 2017, eq. 2 (a=0, b=c=1), as CycleGAN uses it (Zhu et al. 2017, section 4):
+                                                      D: (E[(D(x) - 1)^2] + E[D(G(z))^2]) / 2;  G: E[(D(G(z)) - 1)^2]
+Values may be (B,) or patch maps (B, 1, h, w) (PatchGAN): the means run over every element.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Adversarial = Literal["non_saturating", "minimax", "wasserstein", "hinge"]
+Adversarial = Literal["non_saturating", "minimax", "wasserstein", "hinge", "least_squares"]
 
 
 def discriminator_loss(kind: Adversarial, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -30,6 +33,8 @@ def discriminator_loss(kind: Adversarial, real: torch.Tensor, fake: torch.Tensor
         return fake.mean() - real.mean()
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "least_squares":
+        return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
     raise ValueError(f"unknown adversarial loss {kind!r}")
 
 
@@ -41,6 +46,8 @@ def generator_loss(kind: Adversarial, fake: torch.Tensor) -> torch.Tensor:
         return -F.softplus(fake).mean()
     if kind in ("wasserstein", "hinge"):
         return -fake.mean()
+    if kind == "least_squares":
+        return (fake - 1).pow(2).mean()
     raise ValueError(f"unknown adversarial loss {kind!r}")
 
 

@@ -137,6 +137,39 @@ def rollback(tracker, model: str) -> dict:
     return {"model": model, "champion": int(previous.version), "previous_champion": int(current.version) if current else None}
 
 
+def _load(tracker, model: str, alias: str, command: str):
+    """The pyfunc behind models:/genzoo-<model>@<alias>, or a one-line error naming the missing alias."""
+    import mlflow
+
+    from components.tracking.mlflow_store import using
+
+    name = registered_name(model)
+    if _alias(tracker.client, name, alias) is None:
+        raise TrackingError(f"{command}: {name} has no alias '{alias}'; run `dvc repro promote@{model}` first")
+    with using(tracker.uri):
+        return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+
+
+def translate_by_alias(tracker, model: str, alias: str, images, direction: str):
+    """(translations, cycled back) of images ((N, C, H, W) in [0, 1], numpy) through models:/genzoo-<model>@<alias>,
+    a model that declares the `translation` capability; direction "a2b" or "b2a"."""
+    import torch
+
+    from components.errors import ConfigError
+    from components.models import MODELS
+
+    loaded = _load(tracker, model, alias, "translate")
+    inner = loaded.unwrap_python_model().model
+    if not inner.capabilities.translation:
+        able = ", ".join(m for m, f in MODELS.items() if f.capabilities.translation)
+        raise ConfigError(f"--model: {model} does not translate; models that do: {able}")
+    if direction not in ("a2b", "b2a"):
+        raise ConfigError(f"--direction: {direction!r}; allowed: a2b, b2a")
+    back = "b2a" if direction == "a2b" else "a2b"
+    out = loaded.predict({"images": images, "direction": [direction]})
+    return torch.from_numpy(out), torch.from_numpy(loaded.predict({"images": out, "direction": [back]}))
+
+
 def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0, label: str | None = None):
     """n samples (torch, (n, C, H, W) in [0, 1]) from models:/genzoo-<model>@<alias>; `label` (a class
     name or index) for models that declare the `labels` capability."""
@@ -146,12 +179,7 @@ def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0, label:
     from components.errors import ConfigError
 
     name = registered_name(model)
-    if _alias(tracker.client, name, alias) is None:
-        raise TrackingError(f"sample: {name} has no alias '{alias}'; run `dvc repro promote@{model}` first")
-    from components.tracking.mlflow_store import using
-
-    with using(tracker.uri):
-        loaded = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    loaded = _load(tracker, model, alias, "sample")
     request = {"n": [n], "seed": [seed]}
     if label is not None:
         inner = loaded.unwrap_python_model().model

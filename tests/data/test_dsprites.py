@@ -50,3 +50,12 @@ def test_splits_never_share_a_grid_cell():
     _, _, factors = dsprites.generate(5000, 32, seed=2)
     cells = np.ravel_multi_index(tuple(factors[k] for k in dsprites.FACTOR_SIZES), tuple(dsprites.FACTOR_SIZES.values()))
     assert len(np.unique(cells)) == 5000
+
+
+def test_no_placement_appears_with_two_shapes():
+    """CycleGAN's shape domains are unpaired: no (scale, orientation, pos_x, pos_y) is drawn twice."""
+    _, _, factors = dsprites.generate(5000, 32, seed=3)
+    placement = [k for k in dsprites.FACTOR_SIZES if k != "shape"]
+    cells = np.ravel_multi_index(tuple(factors[k] for k in placement), tuple(dsprites.FACTOR_SIZES[k] for k in placement))
+    assert len(np.unique(cells)) == 5000
+    assert set(np.unique(factors["shape"])) == {0, 1, 2}

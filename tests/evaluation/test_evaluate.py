@@ -34,10 +34,12 @@ def evaluated(tiny_project, tmp_path_factory):
     params = load_config(write_params(root, {"evaluate": {"feature_epochs": 4}}))  # a classifier that tells the classes apart
     summary = featurize(params, root / "features", log=lambda *_: None)
     spec = load_spec(root / "datasets/prepared")
-    out = {}
-    for name in ("vae", "dcgan", "cvae", "cgan", "infogan", "pixelcnn"):
+    out, trained = {}, {}
+    for name in ("vae", "dcgan", "cvae", "cgan", "infogan", "pixelcnn", "vqvae", "vqvae_prior", "cyclegan"):
         torch.manual_seed(0)
-        model = build(name, params.model_config_for(name), spec)
+        upstream = {m: trained[m] for m in MODELS[name].needs} or None  # the prior is built on the trained VQ-VAE
+        model = build(name, params.model_config_for(name), spec, upstream)
+        trained[name] = model
         stream = ShardStream(root / "datasets/prepared", spec, "train", 64)
         train(model, stream.epoch, LoopConfig(epochs=1), _Quiet())
         export_model(root / f"models/{name}/model.pt", name, model)
@@ -58,6 +60,8 @@ def test_featurize_records_accuracy_and_weights_hash(evaluated):
 def test_every_model_gets_sample_metrics_and_their_protocol(evaluated):
     params, summary, out = evaluated
     for name, m in out.items():
+        if MODELS[name].capabilities.translation:
+            continue  # measured on translations: test_translation_metrics
         for key in ("fid", "kid", "precision", "recall", "classes_covered", "class_kl", "memorization_fraction"):
             assert isinstance(m[key], (int, float)), (name, key)
         assert m["fid_inception"] is None and "not computed" in m["fid_inception_note"], "never reported as zero"
@@ -96,6 +100,48 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     assert pixelcnn["test_nll_bits_per_dim"] == pytest.approx(pixelcnn["test_nll_nats"] / (32 * 32 * math.log(2)))
     assert not any("elbo" in k or "iwae" in k for k in pixelcnn) and "exact" in pixelcnn["protocol"]["likelihood_metrics"]
     assert pixelcnn["protocol"]["n_fake"] == 200 and set(pixelcnn["figures"]) == {"samples", "nearest_neighbours"}
+
+
+def test_vqvae_and_its_prior_report_codebook_usage_and_the_two_stage_bound(evaluated):
+    _, _, out = evaluated
+    vq, prior = out["vqvae"], out["vqvae_prior"]
+    for m in (vq, prior):
+        assert 1 <= m["codebook_perplexity"] <= m["codebook_size"] and 0 <= m["codebook_dead_codes"] < m["codebook_size"]
+        assert m["primary_metric"] == "test_elbo_nats" and "test_iwae_nats" not in m, "deterministic posterior"
+        assert {"samples", "reconstructions"} <= set(m["figures"]) and "perplexity" in m["protocol"]["codebook"]
+    assert prior["codebook_perplexity"] == pytest.approx(vq["codebook_perplexity"]), "the prior keeps the VQ-VAE's codes"
+    # same decoder term; the learned prior replaces h w log K (here 8 x 8 x log 64 = 266 nats)
+    assert prior["test_elbo_nats"] < vq["test_elbo_nats"]
+
+
+def test_translation_metrics_and_factor_regressor(evaluated):
+    params, summary, out = evaluated
+    m = out["cyclegan"]
+    assert m["primary_metric"] == "translation_fid" and set(m["figures"]) == {"translations"}
+    assert set(m["translation"]) == {"a2b", "b2a"} and m["translation_images"]["a"] > 0 and m["translation_images"]["b"] > 0
+    for key in ("translation_fid", "translation_target_rate", "cycle_l1", "factor_error_pos_x", "factor_error_pos_y",
+                "factor_error_scale", "factor_error_orientation_deg"):
+        assert isinstance(m[key], float) and m[key] >= 0, key
+        assert m[key] == pytest.approx((m["translation"]["a2b"][key] + m["translation"]["b2a"][key]) / 2), key
+    assert 0 <= m["translation_target_rate"] <= 1 and m["factor_error_orientation_deg"] <= 45
+    assert "fid" not in m and "A = square, B = heart" in m["protocol"]["translation"]
+    # even from 512 images the regressor beats guessing the mean (8 steps; 22.5 deg modulo 90)
+    assert summary["regressor_test_error_pos_x"] < 7 and summary["regressor_test_error_orientation_deg"] < 22.5
+    assert m["regressor_floor_pos_x"] == pytest.approx(summary["regressor_test_error_pos_x"])
+
+
+def test_factor_errors_by_hand():
+    import numpy as np
+
+    from components.evaluation.factors import errors
+
+    true = {"pos_x": np.array([0, 31]), "pos_y": np.array([5, 5]), "scale": np.array([0, 5]),
+            "orientation": np.array([0, 9])}  # 0 and 81 degrees
+    pred = {"pos_x": torch.tensor([1.0, 31.0]), "pos_y": torch.tensor([5.0, 3.0]), "scale": torch.tensor([0.0, 5.0]),
+            "orientation": torch.tensor([89.0, 80.0])}  # 89 is 1 degree from 0 modulo 90
+    e = errors(pred, true)
+    assert e == pytest.approx({"factor_error_pos_x": 0.5, "factor_error_pos_y": 1.0, "factor_error_scale": 0.0,
+                               "factor_error_orientation_deg": 1.0})
 
 
 def test_conditional_accuracy_is_the_classifier_agreeing_with_the_requested_class():

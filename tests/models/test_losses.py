@@ -34,9 +34,17 @@ def test_wasserstein_losses():
     assert losses.generator_loss("wasserstein", FAKE).item() == pytest.approx(-FAKE.mean().item())
 
 
+def test_least_squares_losses_by_hand():
+    # D: ((2-1)^2 + (.5-1)^2)/2 = .625 and ((-2)^2 + .5^2)/2 = 2.125, halved: 1.375; G: ((-3)^2 + (-.5)^2)/2 = 4.625
+    assert losses.discriminator_loss("least_squares", REAL, FAKE).item() == pytest.approx(1.375)
+    assert losses.generator_loss("least_squares", FAKE).item() == pytest.approx(4.625)
+    patches = torch.ones(2, 1, 3, 3)  # PatchGAN maps: a perfect "real" everywhere costs G nothing
+    assert losses.generator_loss("least_squares", patches).item() == 0.0
+
+
 def test_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="unknown adversarial loss"):
-        losses.generator_loss("least_squares", FAKE)
+        losses.generator_loss("softmax", FAKE)
 
 
 def test_mutual_information_bound_on_known_cases():

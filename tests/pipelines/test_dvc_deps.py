@@ -27,7 +27,8 @@ def test_model_stages_depend_on_their_own_family_file_not_the_folder():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage in ("tune", "train", "evaluate"):
         deps = stages[stage]["do"]["deps"]
-        assert "components/models/${item}.py" in deps, stage
+        assert "components/models/${key}.py" in deps, stage
+        assert ("${item}" in deps) == (stage != "evaluate"), f"{stage}: tune and train depend on what the model trains on"
         assert "components/models" not in deps and "components/models/__init__.py" not in deps, stage
         assert {f"components/models/{m.rsplit('.', 1)[1]}.py" for m in SHARED} <= set(deps), stage
         params = stages[stage]["do"]["params"]

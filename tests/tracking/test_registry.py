@@ -136,3 +136,80 @@ def test_sampling_a_conditional_model_by_label(conditional):
         load_by_alias(tracker, "cgan", CHAMPION, 4, label="d")
     with pytest.raises(ConfigError, match=r"--label: dcgan is not conditional; models that take labels: cvae, cgan"):
         load_by_alias(tracker, "dcgan", CHAMPION, 4, label="a")
+
+
+@pytest.fixture(scope="module")
+def translator(store):
+    """A registered CycleGAN (square <-> heart) in the same store, promoted to champion."""
+    tracker = store[0]
+    spec = DatasetSpec(name="dsprites", resolution=32, channels=1, classes=["square", "ellipse", "heart"], binary=True,
+                       counts={"train": 1}, shards={})
+    torch.manual_seed(0)
+    model = build("cyclegan", {"g_channels": 4, "d_channels": 4, "res_blocks": 1}, spec).eval()
+    path = export_model(tracker.root / "cyclegan.pt", "cyclegan", model)
+    run_id = tracker.start_run("train-cyclegan", {})
+    uri = tracker.log_model(run_id, path, "cyclegan")
+    tracker.end_run(run_id)
+    result = promote(tracker, "cyclegan", run_id, uri, {"translation_fid": 50.0, "protocol": PROTOCOL}, 0.01)
+    assert result["promoted"] and result["metric"] == "translation_fid"
+    return tracker, model
+
+
+def test_translating_by_alias_matches_the_torch_model(translator):
+    from components.errors import ConfigError
+    from components.tracking.registry import translate_by_alias
+
+    tracker, model = translator
+    x = torch.rand(3, 1, 32, 32)
+    out, back = translate_by_alias(tracker, "cyclegan", CHAMPION, x.numpy(), "b2a")
+    with torch.no_grad():
+        assert torch.allclose(out, model.translate(x, "b2a"), atol=1e-5)
+        assert torch.allclose(back, model.translate(model.translate(x, "b2a"), "a2b"), atol=1e-5)
+    with pytest.raises(ConfigError, match=r"--model: dcgan does not translate; models that do: cyclegan"):
+        translate_by_alias(tracker, "dcgan", CHAMPION, x.numpy(), "a2b")
+
+
+def test_cli_translates_the_prepared_test_split_and_a_npy_file(translator, tiny_project, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import write_params
+
+    tracker = translator[0]
+    shutil.copytree(tiny_project / "datasets", tmp_path / "datasets")
+    write_params(tmp_path)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracker.uri)
+    genzoo = [sys.executable, "-m", "pipelines.cli", "--params", str(tmp_path / "params.yaml"), "translate",
+              "--model", "cyclegan"]
+    res = subprocess.run(genzoo + ["-n", "5", "-o", "t.png"], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "translated 5 images a2b with genzoo-cyclegan@champion -> t.png" in res.stdout
+    assert Image.open(tmp_path / "t.png").size[1] > 3 * 32 * 3 - 1, "three rows: source, translation, cycle back"
+    np.save(tmp_path / "in.npy", (np.random.default_rng(0).random((2, 1, 32, 32)) * 255).astype(np.uint8))
+    res = subprocess.run(genzoo + ["--images", "in.npy", "--direction", "b2a"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0 and "translated 2 images b2a" in res.stdout, res.stderr
+    res = subprocess.run(genzoo + ["--direction", "sideways"], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 2 and res.stderr.strip() == "error: --direction: 'sideways'; allowed: a2b, b2a"
+
+
+def test_a_model_built_on_another_samples_by_alias_from_its_own_export(store):
+    """vqvae_prior's export holds its VQ-VAE: the registry rebuilds both from one artifact."""
+    tracker = store[0]
+    spec = DatasetSpec(name="dsprites", resolution=32, channels=1, classes=["a", "b", "c"], binary=True,
+                       counts={"train": 1}, shards={})
+    torch.manual_seed(0)
+    vq = build("vqvae", {"codebook_size": 8, "code_dim": 4, "channels": 4}, spec)
+    prior = build("vqvae_prior", {"channels": 4, "layers": 1}, spec, {"vqvae": vq}).eval()
+    path = export_model(tracker.root / "prior.pt", "vqvae_prior", prior)
+    run_id = tracker.start_run("train-vqvae_prior", {})
+    uri = tracker.log_model(run_id, path, "vqvae_prior")
+    tracker.end_run(run_id)
+    assert promote(tracker, "vqvae_prior", run_id, uri, {"test_elbo_nats": 300.0, "protocol": PROTOCOL}, 0.01)["promoted"]
+    images = load_by_alias(tracker, "vqvae_prior", CHAMPION, 3, seed=2)
+    assert torch.allclose(images, prior.sample(3, generator=torch.Generator().manual_seed(2)), atol=1e-5)
