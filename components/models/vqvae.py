@@ -7,7 +7,9 @@ gradient passes the quantizer straight through (z_e + sg[z_q - z_e]). Loss per i
 summed over the latent positions and channels. With `ema_decay` > 0 the codebook term is replaced by
 exponential moving averages of the encoder outputs assigned to each code (appendix A.1, with Laplace
 smoothing of the counts); the counts and sums are all-reduced across DDP ranks before each update, so every
-rank keeps the same codebook. p(x | z_q) is Bernoulli on binary data, else a 256-way categorical per pixel:
+rank keeps the same codebook. A code whose EMA count falls below `restart_below` is re-seeded with an encoder
+output of the current batch (the random restarts of Dhariwal et al. 2020, "Jukebox", section 2.2; rank 0's
+choice, broadcast), which keeps the codebook from collapsing onto a few codes. p(x | z_q) is Bernoulli on binary data, else a 256-way categorical per pixel:
 both exact discrete likelihoods of the 8-bit image given the codes.
 
 The VQ-VAE's own prior is uniform over the K^(h w) code maps (section 3.2), so
@@ -39,10 +41,11 @@ class VQVAEConfig(ModelConfig):
     channels: int = Field(32, ge=1)  # conv channels of encoder and decoder
     beta: float = Field(0.25, ge=0)  # commitment weight (the paper's 0.25)
     ema_decay: float = Field(0.99, ge=0, lt=1)  # > 0: EMA codebook updates (appendix A.1); 0: codebook loss
+    restart_below: float = Field(1.0, ge=0)  # EMA: re-seed codes used less than this (expected uses per step); 0: never
     output: Literal["auto", "bernoulli", "softmax"] = "auto"  # auto: bernoulli iff the data is binary
     lr: float = Field(1e-3, gt=0)  # Adam (the paper's 2e-4 over far more steps)
     batch_size: int = Field(64, ge=1)
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(6, ge=1)
 
 
 class Residual(nn.Module):
@@ -58,9 +61,10 @@ class Residual(nn.Module):
 class VectorQuantizer(nn.Module):
     """Nearest-neighbour quantization onto K code vectors of size D, trained by EMA or by its loss term."""
 
-    def __init__(self, codebook_size: int, code_dim: int, ema_decay: float, eps: float = 1e-5):
+    def __init__(self, codebook_size: int, code_dim: int, ema_decay: float, restart_below: float = 0.0,
+                 eps: float = 1e-5):
         super().__init__()
-        self.k, self.decay, self.eps = codebook_size, ema_decay, eps
+        self.k, self.decay, self.eps, self.restart_below = codebook_size, ema_decay, eps, restart_below
         init = torch.empty(codebook_size, code_dim).uniform_(-1 / codebook_size, 1 / codebook_size)
         if ema_decay > 0:
             self.register_buffer("codebook", init)
@@ -91,10 +95,17 @@ class VectorQuantizer(nn.Module):
         n_k and the sums are totals over all DDP ranks, so the codebooks stay identical."""
         onehot = F.one_hot(codes, self.k).type_as(flat)  # (N, K)
         stats = torch.cat([onehot.sum(0)[:, None], onehot.t() @ flat], 1)  # (K, 1 + D): counts | sums
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if distributed:
             dist.all_reduce(stats)
         self.ema_count.mul_(self.decay).add_(stats[:, 0], alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(stats[:, 1:], alpha=1 - self.decay)
+        dead = self.ema_count < self.restart_below  # (K,), identical on every rank
+        if dead.any():
+            seeds = flat[torch.randint(0, len(flat), (self.k,), device=flat.device)]  # (K, D) candidates
+            if distributed:
+                dist.broadcast(seeds, src=0)
+            self.ema_sum[dead], self.ema_count[dead] = seeds[dead], 1.0
         n = self.ema_count.sum()
         count = (self.ema_count + self.eps) / (n + self.k * self.eps) * n  # Laplace smoothing: no division by 0
         self.codebook.copy_(self.ema_sum / count[:, None])
@@ -117,7 +128,7 @@ class VQVAE(GenerativeModel):
         self.encoder = nn.Sequential(
             nn.Conv2d(spec.channels, ch, 4, 2, 1), nn.ReLU(), nn.Conv2d(ch, ch, 4, 2, 1),  # (B, C, H, W) -> (B, ch, H/4, W/4)
             Residual(ch), nn.ReLU(), nn.Conv2d(ch, d, 1))
-        self.quantizer = VectorQuantizer(config.codebook_size, d, config.ema_decay)
+        self.quantizer = VectorQuantizer(config.codebook_size, d, config.ema_decay, config.restart_below)
         self.decoder = nn.Sequential(
             nn.Conv2d(d, ch, 3, padding=1), Residual(ch), nn.ReLU(),
             nn.ConvTranspose2d(ch, ch, 4, 2, 1), nn.ReLU(),

@@ -29,7 +29,7 @@ class VQVAEPriorConfig(ModelConfig):
     kernel: int = Field(3, ge=3)
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(64, ge=1)
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(6, ge=1)
 
 
 class VQVAEPrior(GenerativeModel):

@@ -64,7 +64,7 @@ def test_commitment_does_not_move_the_codebook_and_the_codebook_term_does_not_mo
 
 def test_ema_update_moves_used_codes_toward_their_assigned_encoder_outputs():
     torch.manual_seed(0)
-    model = build("vqvae", {**TINY["vqvae"], "ema_decay": 0.5}, spec())
+    model = build("vqvae", {**TINY["vqvae"], "ema_decay": 0.5, "restart_below": 0.0}, spec())
     q = model.quantizer
     before = q.codebook.clone()
     z_e = torch.randn(4, q.codebook.shape[1], 2, 2)
@@ -82,6 +82,18 @@ def test_ema_update_moves_used_codes_toward_their_assigned_encoder_outputs():
     q.eval()
     q(z_e)
     assert torch.allclose(q.codebook[k], total / smoothed, atol=1e-5), "no update outside training"
+
+
+def test_unused_codes_are_reseeded_from_the_batch():
+    torch.manual_seed(0)
+    model = build("vqvae", {**TINY["vqvae"], "ema_decay": 0.9, "restart_below": 1.0}, spec())
+    q = model.quantizer.train()
+    z_e = torch.randn(2, q.codebook.shape[1], 4, 4) + 5  # far from the initial codebook: one code takes everything
+    q(z_e)
+    flat = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
+    used = q.nearest(flat).unique()
+    assert len(used) > 1, "restarted codes sit on encoder outputs and win some of them"
+    assert (q.codebook - 5).abs().mean() < 2, "every code now lives among the encoder outputs"
 
 
 def test_prior_keeps_its_vqvae_frozen_and_its_bound_replaces_the_uniform_prior():

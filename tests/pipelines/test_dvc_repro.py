@@ -52,17 +52,26 @@ def make_repo(root: Path, extra: dict | None = None) -> Path:
     return root
 
 
+STACKED = {  # a model built on another's export, beside vae and dcgan
+    "pipeline": {"models": {"vae": "datasets/prepared", "dcgan": "datasets/prepared", "vqvae": "datasets/prepared",
+                            "vqvae_prior": "models/vqvae"}},
+    "models": {"vqvae": {"codebook_size": 8, "code_dim": 4, "channels": 8, "epochs": 1},
+               "vqvae_prior": {"channels": 4, "layers": 1, "epochs": 1}},
+}
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("e2e"))
+    return make_repo(tmp_path_factory.mktemp("e2e"), STACKED)
 
 
 def test_full_pipeline_then_noop_then_one_param(repo):
     before = ray_processes()
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
     assert not leftover_ray_processes(before), "every stage shuts its local Ray down"
-    assert ran_stages(out) == {"prepare", "featurize", "tune@vae", "tune@dcgan", "train@vae", "train@dcgan",
-                               "evaluate@vae", "evaluate@dcgan", "promote@vae", "promote@dcgan", "report"}
+    models = ("vae", "dcgan", "vqvae", "vqvae_prior")
+    assert ran_stages(out) == {"prepare", "featurize", "report"} | {f"{s}@{m}" for s in ("tune", "train", "evaluate", "promote")
+                                                                     for m in models}
     assert json.loads((repo / "promotion/vae.json").read_text())["promoted"] is True
     for name in ("vae", "dcgan"):  # train@<m> depends on it: nothing that differs between identical sweeps
         assert not {"sweep_run_id", "wall_time_s", "work_s"} & set(json.loads((repo / f"tuned/{name}.json").read_text()))
@@ -74,7 +83,10 @@ def test_full_pipeline_then_noop_then_one_param(repo):
         assert (repo / f"plots/train/{name}.csv").read_text().startswith("epoch,")
     assert (repo / "evaluation/vae/traversal.png").is_file() and (repo / "mlflow.db").is_file()
     page = (repo / "reports/index.html").read_text()
-    assert "<table>" in page and page.count("data:image/png;base64,") == 8  # vae 5 figures, dcgan 3
+    assert "<table>" in page and page.count("data:image/png;base64,") == 14  # vae 5 figures, the others 3
+    prior = json.loads((repo / "models/vqvae_prior/resolved_config.json").read_text())
+    assert prior["upstream"]["vqvae"]["file"] == "models/vqvae/model.pt"
+    assert json.loads((repo / "metrics/vqvae_prior.json").read_text())["test_elbo_nats"] > 0
 
     again = run([sys.executable, "-m", "dvc", "repro"], repo)
     assert ran_stages(again) == set(), again
@@ -95,3 +107,14 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     with open(repo / "components/models/__init__.py", "a") as f:
         f.write("\n# a new family's registry line\n")
     assert changed_stages(repo) == {"tune@dcgan", "train@dcgan", "evaluate@dcgan"}
+    run(["git", "checkout", "components/models/dcgan.py", "components/models/__init__.py"], repo)
+
+    # a model built on another reruns when that model's export changes, and only then (the vae experiment
+    # above left it alone): retrain the VQ-VAE alone, and the prior's tune and train stages are out of date
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("code_dim: 4", "code_dim: 3"))
+    out = run([sys.executable, "-m", "dvc", "repro", "-s", "train@vqvae"], repo)
+    assert ran_stages(out) == {"train@vqvae"}, out
+    changed = changed_stages(repo)
+    assert {"tune@vqvae_prior", "train@vqvae_prior"} <= changed, changed
+    assert not {s for s in changed if s.endswith(("@vae", "@dcgan"))}, changed
