@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from components.data import DatasetSpec, read_split, to_float
 from components.data.shards import read_factors
-from torch import nn
 
 FACTORS = ("pos_x", "pos_y", "scale", "orientation")
 GRID = {"pos_x": 32, "pos_y": 32, "scale": 6, "orientation": 40}  # steps of the dSprites factor grid

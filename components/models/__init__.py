@@ -5,7 +5,20 @@ No family file imports another (shared parts live in base, layers, losses and co
 stages depend on its own file only (dvc.yaml) and this registry is deliberately not a stage dependency.
 """
 
-from components.models import cgan, cvae, cyclegan, dcgan, infogan, pixelcnn, sngan, vae, vqvae, vqvae_prior, wgan, wgan_gp
+from components.models import (
+    cgan,
+    cvae,
+    cyclegan,
+    dcgan,
+    infogan,
+    pixelcnn,
+    sngan,
+    vae,
+    vqvae,
+    vqvae_prior,
+    wgan,
+    wgan_gp,
+)
 from components.models.base import Capabilities, Family, GenerativeModel, ModelConfig, Phase
 
 MODELS: dict[str, Family] = {

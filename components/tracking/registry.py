@@ -173,13 +173,14 @@ def translate_by_alias(tracker, model: str, alias: str, images, direction: str):
 def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0, label: str | None = None):
     """n samples (torch, (n, C, H, W) in [0, 1]) from models:/genzoo-<model>@<alias>; `label` (a class
     name or index) for models that declare the `labels` capability."""
-    import mlflow
     import torch
 
     from components.errors import ConfigError
 
     name = registered_name(model)
     loaded = _load(tracker, model, alias, "sample")
+    if loaded.unwrap_python_model().model.capabilities.translation:
+        raise ConfigError(f"--model: {model} translates images and does not sample; use `genzoo translate --model {model}`")
     request = {"n": [n], "seed": [seed]}
     if label is not None:
         inner = loaded.unwrap_python_model().model

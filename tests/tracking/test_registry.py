@@ -167,6 +167,8 @@ def test_translating_by_alias_matches_the_torch_model(translator):
         assert torch.allclose(back, model.translate(model.translate(x, "b2a"), "a2b"), atol=1e-5)
     with pytest.raises(ConfigError, match=r"--model: dcgan does not translate; models that do: cyclegan"):
         translate_by_alias(tracker, "dcgan", CHAMPION, x.numpy(), "a2b")
+    with pytest.raises(ConfigError, match=r"--model: cyclegan translates images and does not sample; use `genzoo translate"):
+        load_by_alias(tracker, "cyclegan", CHAMPION, 4)
 
 
 def test_cli_translates_the_prepared_test_split_and_a_npy_file(translator, tiny_project, tmp_path):
