@@ -17,13 +17,16 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from components.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 MANIFEST = "dataset.json"
 MARKER = ".genzoo-prepared"  # in every folder prepare writes: the only kind of folder it ever replaces
@@ -251,6 +254,8 @@ def _decode(table: pa.Table, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 pixels -> float32 in [0, 1]: the one normalisation in GenZoo (models rescale internally)."""
+    import torch  # here, not at module level: stages that only read specs start without torch
+
     x = torch.as_tensor(images)
     return x.float().div_(255.0)
 
@@ -282,6 +287,8 @@ class ShardStream:
 
     def epoch(self, epoch: int):
         """Yield steps_per_epoch (uint8 tensor (B, C, H, W), int64 tensor (B,)) batches for this rank."""
+        import torch
+
         rng = np.random.default_rng((self.seed, epoch))
         order = rng.permutation(len(self.units))
         mine = [self.units[i] for i in order[self.rank :: self.world_size]] or [self.units[order[0]]]

@@ -6,16 +6,17 @@ from components.config import Params, tune_for, tune_settings
 
 
 def tune_model(params: Params, name: str, log=print, exhaustive: bool = False) -> dict:
-    """Stage `tune@<model>`: run the model's sweep (or record that there is none)."""
+    """Stage `tune@<model>`: run the model's sweep (or record that there is none, before importing
+    Ray, MLflow or torch: most families are not tuned in the default run)."""
+    spec = tune_for(params, name)
+    if spec.num_samples == 0 or not spec.space:
+        return {"model": name, "tuned": False, "reason": f"tune.{name} has no trials or no space"}
     from components.data import load_spec
     from components.tracking import Tracker, tracking_uri
     from components.training import base_job
     from components.training.ray_train import connect
     from components.tuning.ray_tune import run_sweep
 
-    spec = tune_for(params, name)
-    if spec.num_samples == 0 or not spec.space:
-        return {"model": name, "tuned": False, "reason": f"tune.{name} has no trials or no space"}
     settings = tune_settings(params)
     from components.training.ray_train import check_local_cpus
 
