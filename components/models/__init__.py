@@ -7,6 +7,7 @@ stages depend on its own file only (dvc.yaml) and this registry is deliberately 
 
 from components.models import (
     cgan,
+    cpixelcnn,
     cvae,
     cyclegan,
     dcgan,
@@ -31,6 +32,7 @@ MODELS: dict[str, Family] = {
     "infogan": infogan.FAMILY,
     "sngan": sngan.FAMILY,
     "pixelcnn": pixelcnn.FAMILY,
+    "cpixelcnn": cpixelcnn.FAMILY,  # not in the default run (Family.default_run)
     "vqvae": vqvae.FAMILY,
     "vqvae_prior": vqvae_prior.FAMILY,  # built on vqvae (Family.needs)
     "cyclegan": cyclegan.FAMILY,

@@ -174,6 +174,8 @@ class Family:
     tiny:           a small config for tests and smoke runs (what the contract test builds)
     needs:          the model whose export this family is built on (at most one: pipeline.models maps each
                     model to one input, its dvc.yaml dependency); `build` then takes it as `upstream`
+    default_run:    trained by the default `dvc repro` (params.yaml pipeline.models); False for variants left
+                    out of the CPU budget, which a user adds to pipeline.models
     """
 
     Config: type[ModelConfig]
@@ -185,6 +187,7 @@ class Family:
     eval_samples: int | None = None
     tiny: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
+    default_run: bool = True
 
     def __post_init__(self):
         caps = self.capabilities

@@ -232,9 +232,12 @@ class MaskedConv2d(nn.Conv2d):
 
 
 class GatedLayer(nn.Module):
-    """One gated layer: (vertical, horizontal) -> (vertical, horizontal), same shapes (B, C, H, W)."""
+    """One gated layer: (vertical, horizontal) -> (vertical, horizontal), same shapes (B, C, H, W). With
+    num_classes > 0 a class embedding is added to both stacks' gate pre-activations (van den Oord et al. 2016,
+    eq. 4: tanh(W_f * x + V_f^T h) . sigmoid(W_g * x + V_g^T h), h the one-hot label): the same bias at every
+    position, so conditioning never breaks causality."""
 
-    def __init__(self, channels: int, kernel: int, first: bool):
+    def __init__(self, channels: int, kernel: int, first: bool, num_classes: int = 0):
         super().__init__()
         self.first, k = first, kernel
         self.vertical = nn.Conv2d(channels, 2 * channels, (k // 2 + 1, k), padding=(k // 2, k // 2))
@@ -244,35 +247,45 @@ class GatedLayer(nn.Module):
         if first:  # mask A: the vertical stack must not see the current row, nor the horizontal the current pixel
             self.register_buffer("v_mask", torch.ones_like(self.vertical.weight).index_fill_(2, torch.tensor([k // 2]), 0))
             self.register_buffer("h_mask", torch.ones_like(self.horizontal.weight).index_fill_(3, torch.tensor([k // 2]), 0))
+        self.v_label = nn.Embedding(num_classes, 2 * channels) if num_classes else None  # V^T h for one-hot h
+        self.h_label = nn.Embedding(num_classes, 2 * channels) if num_classes else None
 
     @staticmethod
     def gate(x: torch.Tensor) -> torch.Tensor:
         f, g = x.chunk(2, dim=1)  # (B, 2C, H, W) -> 2 x (B, C, H, W)
         return torch.tanh(f) * torch.sigmoid(g)
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, v: torch.Tensor, h: torch.Tensor,
+                y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = v.shape[-2:]
         wv = self.vertical.weight * self.v_mask if self.first else self.vertical.weight
         wh = self.horizontal.weight * self.h_mask if self.first else self.horizontal.weight
         v_pre = F.conv2d(v, wv, self.vertical.bias, padding=self.vertical.padding)[:, :, :height]  # rows <= i
         h_pre = F.conv2d(h, wh, self.horizontal.bias, padding=self.horizontal.padding)[:, :, :, :width]  # cols <= j
-        out = self.h_out(self.gate(h_pre + self.v_to_h(v_pre)))
+        h_pre = h_pre + self.v_to_h(v_pre)
+        if self.v_label is not None:
+            v_pre = v_pre + self.v_label(y)[:, :, None, None]  # (B, 2C) -> (B, 2C, 1, 1), every position
+            h_pre = h_pre + self.h_label(y)[:, :, None, None]
+        out = self.h_out(self.gate(h_pre))
         return self.gate(v_pre), out if self.first else out + h  # no residual into the first layer's input
 
 
 class GatedStack(nn.Module):
     """The gated PixelCNN body (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders"):
     a 1x1 stem, then `layers` + 1 gated layers, the first with mask A. (B, C_in, H, W) -> (B, channels, H, W);
-    the output at (i, j) depends on the input only through positions before (i, j) in raster order."""
+    the output at (i, j) depends on the input only through positions before (i, j) in raster order, and with
+    num_classes > 0 on the class labels y (B,) (section 2.3)."""
 
-    def __init__(self, in_channels: int, channels: int, layers: int, kernel: int):
+    def __init__(self, in_channels: int, channels: int, layers: int, kernel: int, num_classes: int = 0):
         super().__init__()
+        self.num_classes = num_classes
         self.stem = nn.Conv2d(in_channels, channels, 1)
-        self.stack = nn.ModuleList([GatedLayer(channels, kernel, first=i == 0) for i in range(layers + 1)])
+        self.stack = nn.ModuleList([GatedLayer(channels, kernel, i == 0, num_classes) for i in range(layers + 1)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if (y is None) != (self.num_classes == 0):
+            raise ValueError("GatedStack: labels are needed exactly when it is class-conditional")
         v = h = self.stem(x)
         for layer in self.stack:
-            v, h = layer(v, h)
+            v, h = layer(v, h, y)
         return h
-

@@ -35,7 +35,7 @@ def evaluated(tiny_project, tmp_path_factory):
     summary = featurize(params, root / "features", log=lambda *_: None)
     spec = load_spec(root / "datasets/prepared")
     out, trained = {}, {}
-    for name in ("vae", "dcgan", "cvae", "cgan", "infogan", "pixelcnn", "vqvae", "vqvae_prior", "cyclegan"):
+    for name in ("vae", "dcgan", "cvae", "cgan", "infogan", "pixelcnn", "cpixelcnn", "vqvae", "vqvae_prior", "cyclegan"):
         torch.manual_seed(0)
         upstream = {m: trained[m] for m in MODELS[name].needs} or None  # the prior is built on the trained VQ-VAE
         model = build(name, params.model_config_for(name), spec, upstream)
@@ -100,6 +100,10 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     assert pixelcnn["test_nll_bits_per_dim"] == pytest.approx(pixelcnn["test_nll_nats"] / (32 * 32 * math.log(2)))
     assert not any("elbo" in k or "iwae" in k for k in pixelcnn) and "exact" in pixelcnn["protocol"]["likelihood_metrics"]
     assert pixelcnn["protocol"]["n_fake"] == 200 and set(pixelcnn["figures"]) == {"samples", "nearest_neighbours"}
+    cpixelcnn = out["cpixelcnn"]  # exact and conditional: an NLL given y, with the conditional metrics
+    assert cpixelcnn["primary_metric"] == "test_nll_given_y_nats" and cpixelcnn["test_nll_given_y_nats"] > 0
+    assert "test_nll_nats" not in cpixelcnn and 0 <= cpixelcnn["cond_accuracy"] <= 1
+    assert set(cpixelcnn["figures"]) == {"samples", "nearest_neighbours", "class_grid"}
 
 
 def test_vqvae_and_its_prior_report_codebook_usage_and_the_two_stage_bound(evaluated):

@@ -1,5 +1,5 @@
 """PixelCNN: causality by gradients, the blind spot of the masked version and none in the gated one, and
-an exact likelihood that sums to one."""
+an exact likelihood that sums to one; the class-conditional PixelCNN the same for every label."""
 
 import itertools
 import math
@@ -11,15 +11,15 @@ from components.data.shards import DatasetSpec
 from components.models import build
 
 
-def spec(resolution=8, binary=True, channels=1):
-    return DatasetSpec(name="toy", resolution=resolution, channels=channels, classes=["a"], binary=binary,
+def spec(resolution=8, binary=True, channels=1, classes=("a",)):
+    return DatasetSpec(name="toy", resolution=resolution, channels=channels, classes=list(classes), binary=binary,
                        counts={"train": 1}, shards={})
 
 
-def dependence(model, resolution: int, i: int, j: int) -> torch.Tensor:
+def dependence(model, resolution: int, i: int, j: int, labels=None) -> torch.Tensor:
     """|d output(i, j) / d input| (H, W): which input pixels the prediction for pixel (i, j) depends on."""
     x = torch.rand(1, 1, resolution, resolution, requires_grad=True)
-    model.logits(x)[0, :, :, i, j].sum().backward()
+    model.logits(x, labels)[0, :, :, i, j].sum().backward()
     return x.grad[0, 0].abs()
 
 
@@ -98,3 +98,29 @@ def test_windowed_sampling_gives_the_same_images(arch, binary):
     full = model.sample(3, generator=torch.Generator().manual_seed(1), window=False)
     assert torch.equal(model.sample(3, generator=torch.Generator().manual_seed(1)), full)
     assert model.receptive_rows < 12 - 1, "the window is smaller than the image"
+
+
+@pytest.mark.parametrize("arch", ["gated", "masked"])
+def test_conditional_pixelcnn_is_causal_and_a_distribution_for_every_label(arch):
+    """p(x | y): no output sees its own or later pixels whatever the label, the 16 images of a 2x2 binary toy
+    sum to one under each label, and the label changes the distribution."""
+    torch.manual_seed(0)
+    r, classes = 6, ("a", "b", "c")
+    model = build("cpixelcnn", {"arch": arch, "channels": 4, "layers": 2}, spec(r, classes=classes))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, 0, 0.5)
+    for y in range(3):
+        label = torch.tensor([y])
+        for i, j in itertools.product(range(r), range(r)):
+            grad = dependence(model, r, i, j, label).flatten()
+            assert grad[i * r + j :].abs().sum() == 0, f"label {y}: pixel ({i}, {j}) sees itself or the future"
+    toy = build("cpixelcnn", {"arch": arch, "channels": 4, "layers": 2}, spec(2, classes=classes))
+    for p in toy.parameters():
+        torch.nn.init.normal_(p, 0, 0.5)
+    images = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).reshape(16, 1, 2, 2)
+    per_label = [toy.log_likelihood(images, torch.full((16,), y)) for y in range(3)]
+    for y, ll in enumerate(per_label):
+        assert ll.exp().sum().item() == pytest.approx(1.0, abs=1e-5), f"label {y}"
+    assert (per_label[0] - per_label[1]).abs().max() > 1e-3, "the label changes p(x | y)"
+    with pytest.raises(ValueError, match="conditional: pass the images' labels"):
+        toy.log_likelihood(images)

@@ -1,0 +1,30 @@
+"""Class-conditional PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders",
+section 2.3): p(x | y) = prod_i p(x_i | x_<i, y), the label entering every gated layer as a learned bias of
+both stacks' gates, tanh(W_f * x + V_f^T h) . sigmoid(W_g * x + V_g^T h) with h the one-hot class (the same
+at every position, so causality is untouched). The likelihood is exact and conditional, reported as
+`test_nll_given_y_nats` with the test images' true labels; samples are drawn for the requested classes.
+Same network, options and sample budget as `pixelcnn` (components.models.common.PixelCNNBase).
+
+Not in the default run (`Family.default_run`): one more pixel-by-pixel sampler would take the CPU main job
+past its 25-minute budget. Add `cpixelcnn: datasets/prepared` under `pipeline.models` in params.yaml to train it.
+"""
+
+from __future__ import annotations
+
+from components.models.base import Capabilities, Family
+from components.models.common import PixelCNNBase, PixelCNNConfig
+
+EVAL_SAMPLES = 200  # as pixelcnn: 1024 network passes per batch at 32x32
+
+
+class CPixelCNNConfig(PixelCNNConfig):
+    pass
+
+
+class CPixelCNN(PixelCNNBase):
+    conditional = True
+    capabilities = Capabilities(labels=True, likelihood="exact", likelihood_given_labels=True)
+
+
+FAMILY = Family(CPixelCNNConfig, CPixelCNN, "Class-conditional gated PixelCNN, exact p(x | y) (van den Oord et al. 2016)",
+                eval_samples=EVAL_SAMPLES, tiny={"channels": 4, "layers": 2}, default_run=False)
