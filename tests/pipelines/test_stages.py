@@ -73,7 +73,8 @@ def test_prepare_into_the_project_or_above_deletes_nothing(tmp_path, out_dir):
 
 
 def test_prepare_refuses_a_folder_it_did_not_write(tmp_path):
-    write_params(tmp_path, {"data": {"out_dir": "components"}})
+    # pipeline.models names what each model trains on, so it follows data.out_dir
+    write_params(tmp_path, {"data": {"out_dir": "components"}, "pipeline": {"models": {"vae": "components"}}})
     (tmp_path / "components").mkdir()
     (tmp_path / "components" / "code.py").write_text("print('mine')")
     res = stage("prepare", cwd=tmp_path)
