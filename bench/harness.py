@@ -53,16 +53,20 @@ def _project(root: Path, images: int, extra: dict | None = None) -> Path:
     return root / "params.yaml"
 
 
-def plain_loop(name: str, cfg: dict, spec, data_dir: Path, images: int, epochs: int, threads: int) -> dict:
-    """The baseline: one process, the model's phases stepped by hand over in-memory float batches."""
+def plain_loop(name: str, cfg: dict, spec, data_dir: Path, images: int, epochs: int, threads: int,
+               upstream_cfgs: dict[str, dict] | None = None) -> dict:
+    """The baseline: one process, the model's phases stepped by hand over in-memory float batches. A model
+    built on another (Family.needs) gets an untrained upstream of `upstream_cfgs[m]` (its config; the
+    family's defaults when absent): the same network shapes, so the same cost per step."""
     import torch
 
     from components.data.shards import read_split, to_float
-    from components.models import build
+    from components.models import MODELS, build
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build(name, cfg, spec)
+    upstream = {m: build(m, (upstream_cfgs or {}).get(m, {}), spec) for m in MODELS[name].needs}
+    model = build(name, cfg, spec, upstream or None)
     optimizers = model.optimizers()
     phases = model.phases(optimizers)
     x, y = read_split(data_dir, spec, "train")
@@ -352,7 +356,8 @@ def main() -> None:
     from components.models import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), help="default: the default run's models "
+                    "(--fixed-cost), those trained on the data (side by side)")
     ap.add_argument("--images", type=int, default=4096, help="images per epoch (all workers together)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs per measurement; the first is warm-up")
     ap.add_argument("--skip-dvc", action="store_true", help="skip the no-change dvc repro measurement")
@@ -368,6 +373,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.epochs < 2:
         ap.error("--epochs: at least 2 (the first epoch is warm-up)")
+    if args.models is None:
+        args.models = [m for m, f in MODELS.items() if f.default_run and (args.fixed_cost or not f.needs)]
+    built_on = [m for m in args.models if MODELS[m].needs]
+    if built_on and not args.fixed_cost:
+        ap.error(f"--models: {', '.join(built_on)} is built on another model's export; the Ray Train side by side "
+                 "covers models trained on the data (use --fixed-cost for it, or leave it out)")
 
     from components.config import load_config
     from components.data import load_spec, prepare
@@ -444,12 +455,15 @@ def main() -> None:
 def fixed_cost_main(args, params, spec, data_dir: Path, tmp: Path) -> None:
     """--fixed-cost: the plain loop on as many threads as the run's Ray Train workers use together, then
     the main job by stage; writes <out>/fixed_cost.json and .md."""
+    from components.models import MODELS
+
     threads = params.train.workers * params.train.cpus_per_worker
     plain = {}
     for name in args.models:
         print(f"[harness] {name}: plain PyTorch loop, {threads} threads", flush=True)
         cfg = params.model_config_for(name).model_dump()
-        plain[name] = plain_loop(name, cfg, spec, data_dir, args.images, 2, threads=threads)["images_per_s"]
+        ups = {m: params.model_config_for(m).model_dump() for m in MODELS[name].needs}
+        plain[name] = plain_loop(name, cfg, spec, data_dir, args.images, 2, threads=threads, upstream_cfgs=ups)["images_per_s"]
     if args.clone:
         if not args.total_s:
             raise SystemExit("--clone needs --total-s: the main job's wall time")

@@ -318,7 +318,8 @@ class PixelCNNBase(GenerativeModel):
     @property
     def receptive_rows(self) -> int:
         """How many rows above a pixel its prediction can depend on: the first layer reaches k//2 rows up
-        (the masked stem 3), every later layer k//2 more."""
+        (the masked stem 3), every later layer k//2 more. Columns reach as far left and right (in the rows
+        above), so this is also the half-width of the receptive field."""
         k = self.config.kernel
         first = k // 2 if self.config.arch == "gated" else 3
         return first + self.config.layers * (k // 2)
@@ -327,17 +328,20 @@ class PixelCNNBase(GenerativeModel):
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
                window: bool = True) -> torch.Tensor:
         """Ancestral sampling in raster order, one network pass per pixel; with `window` each pass sees only the
-        rows its pixel can depend on (receptive_rows above it), which gives the same samples for less work."""
+        rows and columns its pixel can depend on (receptive_rows above, left and right of it): the output at a
+        pixel is a function of its receptive field alone, so the samples are the same for less work."""
         y = self.check_labels(n, labels, generator)
         was_training = self.training
         self.eval()
         try:
             _, height, width = self.spec.shape
             x = torch.zeros(n, self.c, height, width, device=self.device)
+            r = self.receptive_rows
             for i in range(height):
-                top = max(0, i - self.receptive_rows) if window else 0
+                top = max(0, i - r) if window else 0
                 for j in range(width):
-                    out = self.logits(x[:, :, top : i + 1], y)[:, :, :, i - top, j]  # (B, C, L)
+                    left, right = (max(0, j - r), min(width, j + r + 1)) if window else (0, width)
+                    out = self.logits(x[:, :, top : i + 1, left:right], y)[:, :, :, i - top, j - left]  # (B, C, L)
                     if self.output == "bernoulli":
                         u = torch.rand(n, self.c, generator=generator).to(self.device)
                         x[:, :, i, j] = (u < torch.sigmoid(out[:, :, 0])).float()

@@ -88,16 +88,20 @@ def test_sampling_follows_the_model():
     assert model.sample(2).sum() == 2 * 9
 
 
-@pytest.mark.parametrize("arch,binary", [("gated", True), ("masked", False)])
-def test_windowed_sampling_gives_the_same_images(arch, binary):
-    """Sampling feeds each pass only the rows the pixel can depend on: exactly the samples of full passes."""
+@pytest.mark.parametrize("name,arch,binary", [("pixelcnn", "gated", True), ("pixelcnn", "masked", False),
+                                               ("cpixelcnn", "gated", True)])
+def test_windowed_sampling_gives_the_same_images(name, arch, binary):
+    """Sampling feeds each pass only the rows and columns the pixel can depend on: exactly the samples of
+    full passes."""
     torch.manual_seed(0)
-    model = build("pixelcnn", {"arch": arch, "channels": 4, "layers": 2}, spec(12, binary=binary))
+    r = 16
+    model = build(name, {"arch": arch, "channels": 4, "layers": 2}, spec(r, binary=binary, classes=("a", "b")))
     for p in model.parameters():
         torch.nn.init.normal_(p, 0, 0.3)
-    full = model.sample(3, generator=torch.Generator().manual_seed(1), window=False)
-    assert torch.equal(model.sample(3, generator=torch.Generator().manual_seed(1)), full)
-    assert model.receptive_rows < 12 - 1, "the window is smaller than the image"
+    labels = torch.tensor([0, 1, 1]) if name == "cpixelcnn" else None
+    full = model.sample(3, labels, generator=torch.Generator().manual_seed(1), window=False)
+    assert torch.equal(model.sample(3, labels, generator=torch.Generator().manual_seed(1)), full)
+    assert 2 * model.receptive_rows + 1 < r - 1, "the window is smaller than the image both ways"
 
 
 @pytest.mark.parametrize("arch", ["gated", "masked"])
