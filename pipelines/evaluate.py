@@ -40,7 +40,9 @@ def main() -> None:
         tracker.log_artifact(run["run_id"], params.path(f"evaluation/{name}"), "evaluation")
     keys = ("fid", "kid", "precision", "recall", "classes_covered", "memorization_fraction", "test_elbo_nats",
             "test_iwae_nats", "test_iwae_bits_per_dim", "test_elbo_given_y_nats", "test_iwae_given_y_nats",
-            "cond_accuracy", "fid_per_class_mean", "code_accuracy", "code_factor_corr_best_mean")
+            "test_nll_nats", "test_nll_given_y_nats", "cond_accuracy", "fid_per_class_mean", "code_accuracy",
+            "code_factor_corr_best_mean", "codebook_perplexity", "codebook_dead_codes", "translation_fid",
+            "translation_target_rate", "cycle_l1")
     shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
     print(f"evaluated {name}: {shown}; figures in evaluation/{name}/")
 

@@ -24,10 +24,11 @@ TINY = {
         "infogan": {"latent_dim": 8, "g_channels": 8, "d_channels": 8, "batch_size": 64, "epochs": 1},
         "sngan": {"latent_dim": 8, "g_channels": 8, "d_channels": 8, "batch_size": 64, "epochs": 1},
         "pixelcnn": {"channels": 8, "layers": 2, "batch_size": 64, "epochs": 1},
+        "cpixelcnn": {"channels": 8, "layers": 2, "batch_size": 64, "epochs": 1},
     },
     "pipeline": {"models": {"vae": "datasets/prepared", "dcgan": "datasets/prepared"}},
     "tune": {m: {"num_samples": 0} for m in ("vae", "dcgan", "wgan", "wgan_gp", "cvae", "cgan", "infogan", "sngan",
-                                             "pixelcnn", "vqvae", "vqvae_prior", "cyclegan")},
+                                             "pixelcnn", "cpixelcnn", "vqvae", "vqvae_prior", "cyclegan")},
     "evaluate": {"grid_size": 16, "traversal_dims": 3, "iw_samples": 20, "feature_epochs": 1,
                  "min_feature_accuracy": 0.3},
 }

@@ -28,6 +28,8 @@ COLUMNS = {
     "test_iwae_given_y_nats": ("-IWAE given y (nats)", False),
     "test_nll_nats": ("NLL (nats)", False),
     "test_nll_bits_per_dim": ("NLL (bits/dim)", False),
+    "test_nll_given_y_nats": ("NLL given y (nats)", False),
+    "test_nll_given_y_bits_per_dim": ("NLL given y (bits/dim)", False),
     "cond_accuracy": ("conditional accuracy", True),
     "fid_per_class_mean": ("per-class FID (mean)", False),
     "code_accuracy": ("InfoGAN code accuracy", True),

@@ -100,6 +100,10 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     assert pixelcnn["test_nll_bits_per_dim"] == pytest.approx(pixelcnn["test_nll_nats"] / (32 * 32 * math.log(2)))
     assert not any("elbo" in k or "iwae" in k for k in pixelcnn) and "exact" in pixelcnn["protocol"]["likelihood_metrics"]
     assert pixelcnn["protocol"]["n_fake"] == 200 and set(pixelcnn["figures"]) == {"samples", "nearest_neighbours"}
+    from components.evaluation.report import COLUMNS
+
+    for name, m in out.items():  # the report has a column for what each model is promoted on
+        assert m["primary_metric"] in COLUMNS, name
     cpixelcnn = out["cpixelcnn"]  # exact and conditional: an NLL given y, with the conditional metrics
     assert cpixelcnn["primary_metric"] == "test_nll_given_y_nats" and cpixelcnn["test_nll_given_y_nats"] > 0
     assert "test_nll_nats" not in cpixelcnn and 0 <= cpixelcnn["cond_accuracy"] <= 1
