@@ -56,7 +56,12 @@ def interpolation(model: GenerativeModel, rows: int, steps: int, generator: torc
 @torch.no_grad()
 def class_grid(model: GenerativeModel, num_classes: int, per_class: int, generator: torch.Generator) -> torch.Tensor:
     """One row per class, `per_class` samples each, the same noise in every row (so a column shows what
-    the label alone changes)."""
+    the label alone changes): the same latent z, or for a model without a latent space (a conditional
+    PixelCNN) the same seed of its sampler's random draws."""
+    if not model.capabilities.latent:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        return torch.cat([model.sample(per_class, torch.full((per_class,), k), torch.Generator().manual_seed(seed))
+                          for k in range(num_classes)])  # K x (P, C, H, W) -> (K*P, C, H, W)
     z = model.latent(per_class, generator)  # (P, d)
     labels = torch.arange(num_classes).repeat_interleave(per_class).to(z.device)  # (K*P,)
     return model.decode_latent(z.repeat(num_classes, 1), labels)  # (K*P, d) -> (K*P, C, H, W)
