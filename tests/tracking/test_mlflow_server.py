@@ -71,6 +71,7 @@ def server(tmp_path):
     kill_server(proc)
 
 
+@pytest.mark.slow  # a whole sweep / server / CLI process: CI's full suite, not the fast tier
 def test_train_tune_promote_against_a_server(project, server, monkeypatch, ray_local):
     uri, proc = server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

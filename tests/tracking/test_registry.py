@@ -77,6 +77,7 @@ def test_missing_alias_and_rollback_without_history_are_clear(store):
         rollback(tracker, "wgan")
 
 
+@pytest.mark.slow  # a whole sweep / server / CLI process: CI's full suite, not the fast tier
 def test_cli_samples_by_alias_and_rolls_back(store, tmp_path):
     import os
     import subprocess
@@ -171,6 +172,7 @@ def test_translating_by_alias_matches_the_torch_model(translator):
         load_by_alias(tracker, "cyclegan", CHAMPION, 4)
 
 
+@pytest.mark.slow  # a whole sweep / server / CLI process: CI's full suite, not the fast tier
 def test_cli_translates_the_prepared_test_split_and_a_npy_file(translator, tiny_project, tmp_path):
     import os
     import shutil

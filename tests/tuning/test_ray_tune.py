@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from components.config import load_config, tune_settings
 from components.tracking import Tracker
 from components.training import resolve
@@ -16,6 +18,7 @@ SWEEP = {"tune": {"max_concurrent_trials": 2, "workers_per_trial": 2,
                                                  {"kl_weight": 1000.0, "latent_dim": 8}]}}}
 
 
+@pytest.mark.slow  # a whole sweep / server / CLI process: CI's full suite, not the fast tier
 def test_asha_stops_the_bad_trial_and_the_sweep_never_deadlocks(project, ray_local):
     from components.training.ray_train import connect
 
