@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -150,10 +151,17 @@ class GenerativeModel(nn.Module, abc.ABC):
     def sample_latent(self, n: int, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
         """`sample` for families with the `latent` capability: decode_latent(latent(n), labels) in eval mode."""
         labels = self.check_labels(n, labels, generator)
+        with self.evaluating():
+            return self.decode_latent(self.latent(n, generator), labels).clamp(0, 1)
+
+    @contextmanager
+    def evaluating(self):
+        """Eval mode (batch norm on running statistics, no EMA or codebook updates) for the block, then the
+        mode the model was in."""
         was_training = self.training
         self.eval()
         try:
-            return self.decode_latent(self.latent(n, generator), labels).clamp(0, 1)
+            yield self
         finally:
             self.train(was_training)
 

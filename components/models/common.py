@@ -331,9 +331,7 @@ class PixelCNNBase(GenerativeModel):
         rows and columns its pixel can depend on (receptive_rows above, left and right of it): the output at a
         pixel is a function of its receptive field alone, so the samples are the same for less work."""
         y = self.check_labels(n, labels, generator)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             _, height, width = self.spec.shape
             x = torch.zeros(n, self.c, height, width, device=self.device)
             r = self.receptive_rows
@@ -349,8 +347,6 @@ class PixelCNNBase(GenerativeModel):
                         probs = out.softmax(-1).reshape(n * self.c, self.levels).cpu()
                         x[:, :, i, j] = torch.multinomial(probs, 1, generator=generator).reshape(n, self.c).to(x) / 255
             return x
-        finally:
-            self.train(was_training)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": torch.optim.Adam(self.parameters(), lr=self.config.lr)}

@@ -70,13 +70,9 @@ class InfoGAN(AdversarialModel):
     @torch.no_grad()
     def predict_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Q's prediction for images x in [0, 1]: (categorical probabilities (B, K), continuous means (B, J))."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             logits, mean, _ = self.q(self.discriminator.features(x.to(self.device) * 2 - 1))
             return logits.softmax(1), mean
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def code_traversal(self, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:

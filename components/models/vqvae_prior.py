@@ -99,12 +99,8 @@ class VQVAEPrior(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         self.check_labels(n, labels, generator)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             return self.vqvae.decode_codes(self.sample_codes(n, generator))
-        finally:
-            self.train(was_training)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": torch.optim.Adam(self.own_parameters(), lr=self.config.lr)}
