@@ -346,7 +346,7 @@ def fixed_cost_markdown(m: dict) -> str:
               for k, f in fc["families"].items()]
     p = projection(fc)
     lines += ["", f"Families and shared stages include dvc's time between stages, spread evenly over the stages. "
-                  f"Shared (prepare, featurize, report): {fc['shared_s']:.0f} s. Projected whole zoo "
+                  f"Shared (prepare, featurize, promote, report): {fc['shared_s']:.0f} s. Projected whole zoo "
                   f"({p['models']} trained models; {p['missing']} more at {p['per_untuned_family_s']:.0f} s each, the "
                   f"mean untuned family): **{p['total_s'] / 60:.1f} min**, fixed cost **{p['fixed_share']:.0%}**."]
     return "\n".join(lines)

@@ -1,42 +1,95 @@
-"""Stage `promote@<model>`: register the trained model as genzoo-<model> and move `champion` only when it
-is finite and better on the same dataset and metric protocol; the decision goes to promotion/<model>.json."""
+"""Stage `promote`: for every model of pipeline.models, register the trained model as genzoo-<model> and
+move `champion` only when it is finite and better on the same dataset and metric protocol; each decision
+goes to promotion/<model>.json. One process for all models (a stage per model cost ~12 s of start-up and
+dvc bookkeeping each for ~1 s of registry calls); a model whose train run and metrics are the ones its
+promotion file already decided on keeps that decision and gets no second version. `--model m` promotes
+one model (the `genzoo promote m` command does the same)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 from pipelines import _stage
 
 
-def promote_model(params, name: str) -> dict:
+def _inputs(params, name: str) -> tuple[dict, dict, str]:
+    """(run.json, metrics, sha256 of the metrics file) of a trained and evaluated model."""
     from components.errors import DataError
-    from components.tracking import Tracker, own_run_store
-    from components.tracking.registry import promote
 
     run_file, metrics_file = params.path(f"models/{name}/run.json"), params.path(f"metrics/{name}.json")
     for f, stage in ((run_file, f"train@{name}"), (metrics_file, f"evaluate@{name}")):
         if not f.is_file():
             raise DataError(f"{f}: missing; run `dvc repro {stage}` first")
-    run, metrics = json.loads(run_file.read_text()), json.loads(metrics_file.read_text())
-    tracker = Tracker(own_run_store(params, run, run_file), params.mlflow.experiment, root=params.root)
-    return promote(tracker, name, run["run_id"], run["model_uri"], metrics, params.promote.min_improvement)
+    raw = metrics_file.read_bytes()
+    return json.loads(run_file.read_text()), json.loads(raw), hashlib.sha256(raw).hexdigest()
 
 
-def main() -> None:
-    args = _stage.parser(__doc__, model=True).parse_args()
-    params = _stage.load(args)
-    if _stage.dry_run(args, {"model": args.model, "promote": params.promote.model_dump()}):
-        return
-    with _stage.work():
-        decision = promote_model(params, args.model)
-    out = params.path(f"promotion/{args.model}.json")
+def promote_model(params, name: str) -> dict:
+    """Register model `name` and decide on `champion`; the decision, with the run and metrics it was made on."""
+    from components.tracking import Tracker, own_run_store
+    from components.tracking.registry import promote
+
+    run, metrics, metrics_sha = _inputs(params, name)
+    tracker = Tracker(own_run_store(params, run, params.path(f"models/{name}/run.json")), params.mlflow.experiment,
+                      root=params.root)
+    decision = promote(tracker, name, run["run_id"], run["model_uri"], metrics, params.promote.min_improvement)
+    return {**decision, "run_id": run["run_id"], "metrics_sha256": metrics_sha}
+
+
+def decided(params, name: str) -> dict | None:
+    """promotion/<name>.json if it decided on the model's current run and metrics and its version is still
+    in the registry, else None (promote it)."""
+    from components.tracking import Tracker, own_run_store
+    from components.tracking.registry import registered_version_run
+
+    out = params.path(f"promotion/{name}.json")
+    try:
+        before = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return None
+    run, _, metrics_sha = _inputs(params, name)
+    if (before.get("run_id"), before.get("metrics_sha256")) != (run["run_id"], metrics_sha):
+        return None
+    tracker = Tracker(own_run_store(params, run, params.path(f"models/{name}/run.json")), params.mlflow.experiment,
+                      root=params.root)
+    return before if registered_version_run(tracker, name, before.get("version")) == run["run_id"] else None
+
+
+def write_decision(params, name: str, decision: dict) -> None:
+    out = params.path(f"promotion/{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(decision, indent=2) + "\n")
     os.replace(tmp, out)
-    verdict = "champion" if decision["promoted"] else "not promoted"
-    print(f"promote {args.model}: version {decision['version']} {verdict}: {decision['reason']}")
+
+
+def main() -> None:
+    p = _stage.parser(__doc__)
+    p.add_argument("--model", help="promote this model only (default: every model of pipeline.models)")
+    args = p.parse_args()
+    params = _stage.load(args)
+    names = [args.model] if args.model else list(params.pipeline.models)
+    if _stage.dry_run(args, {"models": names, "promote": params.promote.model_dump()}):
+        return
+    if not args.model:  # the stage's output folder holds the decisions of the models it promotes, no others
+        keep = {f"{n}.json" for n in names}
+        for f in params.path("promotion").glob("*.json") if params.path("promotion").is_dir() else []:
+            if f.name not in keep:
+                f.unlink()
+    import components.tracking  # noqa: F401 - MLflow's import is start-up, not the registry work timed below
+
+    for name in names:
+        with _stage.work():
+            decision = decided(params, name)
+            kept = decision is not None
+            if not kept:
+                decision = promote_model(params, name)
+                write_decision(params, name, decision)
+        verdict = "champion" if decision["promoted"] else "not promoted"
+        print(f"promote {name}: version {decision['version']} {verdict}: {decision['reason']}"
+              + (" (decided before on this run and these metrics; unchanged)" if kept else ""))
 
 
 if __name__ == "__main__":

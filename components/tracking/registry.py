@@ -123,6 +123,14 @@ def _promote(tracker, model: str, run_id: str, model_uri: str, metrics: dict, mi
             "decided_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
+def registered_version_run(tracker, model: str, version) -> str | None:
+    """The run id behind version `version` of genzoo-<model>, or None if there is no such version."""
+    try:
+        return tracker.client.get_model_version(registered_name(model), str(version)).run_id
+    except MlflowException:
+        return None
+
+
 def rollback(tracker, model: str) -> dict:
     """Make `previous-champion` the champion again (the two aliases swap)."""
     client, name = tracker.client, registered_name(model)
@@ -145,7 +153,7 @@ def _load(tracker, model: str, alias: str, command: str):
 
     name = registered_name(model)
     if _alias(tracker.client, name, alias) is None:
-        raise TrackingError(f"{command}: {name} has no alias '{alias}'; run `dvc repro promote@{model}` first")
+        raise TrackingError(f"{command}: {name} has no alias '{alias}'; run `dvc repro promote` first")
     with using(tracker.uri):
         return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
 

@@ -70,9 +70,10 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
     assert not leftover_ray_processes(before), "every stage shuts its local Ray down"
     models = ("vae", "dcgan", "vqvae", "vqvae_prior")
-    assert ran_stages(out) == {"prepare", "featurize", "report"} | {f"{s}@{m}" for s in ("tune", "train", "evaluate", "promote")
-                                                                     for m in models}
-    assert json.loads((repo / "promotion/vae.json").read_text())["promoted"] is True
+    assert ran_stages(out) == {"prepare", "featurize", "promote", "report"} | {f"{s}@{m}" for s in ("tune", "train", "evaluate")
+                                                                                for m in models}
+    promoted = {m: json.loads((repo / f"promotion/{m}.json").read_text()) for m in models}
+    assert promoted["vae"]["promoted"] is True and {d["version"] for d in promoted.values()} == {1}
     for name in ("vae", "dcgan"):  # train@<m> depends on it: nothing that differs between identical sweeps
         assert not {"sweep_run_id", "wall_time_s", "work_s"} & set(json.loads((repo / f"tuned/{name}.json").read_text()))
     vae = json.loads((repo / "metrics/vae.json").read_text())
@@ -94,7 +95,11 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline"], repo)
     exp = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "models.vae.kl_weight=2.0"], repo)
-    assert ran_stages(exp) == {"tune@vae", "train@vae", "evaluate@vae", "promote@vae", "report"}, exp
+    assert ran_stages(exp) == {"tune@vae", "train@vae", "evaluate@vae", "promote", "report"}, exp
+    # one promote stage for all models: only the VAE, whose run changed, gets a second version
+    again = {m: json.loads((repo / f"promotion/{m}.json").read_text()) for m in models}
+    assert again["vae"]["version"] == 2 and again["vae"]["run_id"] != promoted["vae"]["run_id"]
+    assert all(again[m] == promoted[m] for m in models if m != "vae"), "unchanged models keep their decision"
     resolved = json.loads((repo / "models/vae/resolved_config.json").read_text())
     assert resolved["model_config"]["kl_weight"] == 2.0
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)

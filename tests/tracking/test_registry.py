@@ -102,7 +102,7 @@ def test_cli_samples_by_alias_and_rolls_back(store, tmp_path):
     assert int(tracker.client.get_model_version_by_alias("genzoo-dcgan", PREVIOUS).version) == before
     res = subprocess.run(genzoo + ["sample", "--model", "vae", "-n", "4"], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 1 and res.stderr.strip() == (
-        "error: sample: genzoo-vae has no alias 'champion'; run `dvc repro promote@vae` first")
+        "error: sample: genzoo-vae has no alias 'champion'; run `dvc repro promote` first")
 
 
 @pytest.fixture(scope="module")
