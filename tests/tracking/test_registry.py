@@ -217,3 +217,46 @@ def test_a_model_built_on_another_samples_by_alias_from_its_own_export(store):
     assert promote(tracker, "vqvae_prior", run_id, uri, {"test_elbo_nats": 300.0, "protocol": PROTOCOL}, 0.01)["promoted"]
     images = load_by_alias(tracker, "vqvae_prior", CHAMPION, 3, seed=2)
     assert torch.allclose(images, prior.sample(3, generator=torch.Generator().manual_seed(2)), atol=1e-5)
+
+
+def test_promote_stage_keeps_a_decision_until_run_or_metrics_change(tmp_path, monkeypatch):
+    """The one `promote` stage for all models: a model whose run and metrics its promotion file already
+    decided on keeps that decision (no second version); new metrics register a new version; the decision
+    of a model no longer in pipeline.models is removed."""
+    import json
+    import sys
+
+    from pipelines import promote as stage
+    from tests.conftest import write_params
+
+    write_params(tmp_path, {"pipeline": {"models": {"dcgan": "datasets/prepared"}}})
+    tracker = Tracker(tracking_uri(None, tmp_path), "genzoo", root=tmp_path)
+    spec = DatasetSpec(name="dsprites", resolution=32, channels=1, classes=["a", "b", "c"], binary=True,
+                       counts={"train": 1}, shards={})
+    (tmp_path / "models/dcgan").mkdir(parents=True)
+    path = export_model(tmp_path / "models/dcgan/model.pt", "dcgan",
+                        build("dcgan", {"latent_dim": 8, "g_channels": 4, "d_channels": 4}, spec))
+    run_id = tracker.start_run("train-dcgan", {})
+    run = {"run_id": run_id, "tracking_uri": tracker.uri, "model_uri": tracker.log_model(run_id, path, "dcgan")}
+    tracker.end_run(run_id)
+    (tmp_path / "models/dcgan/run.json").write_text(json.dumps(run))
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/dcgan.json").write_text(json.dumps(candidate(30.0)))
+    (tmp_path / "promotion").mkdir()
+    (tmp_path / "promotion/gone.json").write_text("{}")  # a model no longer in pipeline.models
+
+    def promote_stage():
+        monkeypatch.setattr(sys, "argv", ["promote", "--params", str(tmp_path / "params.yaml")])
+        stage.main()
+        return json.loads((tmp_path / "promotion/dcgan.json").read_text())
+
+    first = promote_stage()
+    assert first["promoted"] and first["version"] == 1 and first["run_id"] == run_id
+    assert not (tmp_path / "promotion/gone.json").exists()
+    assert promote_stage() == first, "same run and metrics: the decision stands, no second version"
+    assert len(tracker.client.search_model_versions("name='genzoo-dcgan'")) == 1
+    (tmp_path / "metrics/dcgan.json").write_text(json.dumps(candidate(20.0)))
+    second = promote_stage()
+    assert second["version"] == 2 and second["promoted"] and int(second["champion_before"]["version"]) == 1
+    tracker.client.delete_model_version("genzoo-dcgan", "2")  # the registry lost it: promote registers again
+    assert promote_stage()["version"] == 3
