@@ -168,3 +168,17 @@ def run(main: Callable[[], None], stage: bool = True) -> None:
         sys.exit(130)
     if stage and "--dry-run" not in sys.argv:
         _record_timing(ok=True)
+        _exit_now()
+
+
+def _exit_now() -> None:
+    """Leave without the interpreter's teardown: finalizing torch, MLflow's SQLAlchemy engine and Ray's
+    driver took 1.5-3 s of every train and evaluate stage, and dvc waits for it. Everything a stage writes
+    is closed and renamed into place by then, MLflow runs are ended, and a driver's exit is how Ray ends
+    the stage's job in any case (its actors are gone with it, as after a SIGKILL)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
