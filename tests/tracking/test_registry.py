@@ -87,7 +87,9 @@ def test_cli_samples_by_alias_and_rolls_back(store, tmp_path):
 
     from tests.conftest import write_params
 
-    tracker = store[0]
+    tracker, run_id, uri, _ = store
+    for fid in (25.0, 20.0):  # a champion and a previous one, also when this test runs alone
+        promote(tracker, "dcgan", run_id, uri, candidate(fid), 0.01)
     write_params(tmp_path)
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracker.uri)
     genzoo = [sys.executable, "-m", "pipelines.cli", "--params", str(tmp_path / "params.yaml")]
