@@ -26,35 +26,38 @@ def _inputs(params, name: str) -> tuple[dict, dict, str]:
     return json.loads(run_file.read_text()), json.loads(raw), hashlib.sha256(raw).hexdigest()
 
 
+def _tracker(params, name: str, run: dict):
+    """The project's store, which must be the one the model's run lives in (own_run_store)."""
+    from components.tracking import Tracker, own_run_store
+
+    store = own_run_store(params, run, params.path(f"models/{name}/run.json"))
+    return Tracker(store, params.mlflow.experiment, root=params.root)
+
+
 def promote_model(params, name: str) -> dict:
     """Register model `name` and decide on `champion`; the decision, with the run and metrics it was made on."""
-    from components.tracking import Tracker, own_run_store
     from components.tracking.registry import promote
 
     run, metrics, metrics_sha = _inputs(params, name)
-    tracker = Tracker(own_run_store(params, run, params.path(f"models/{name}/run.json")), params.mlflow.experiment,
-                      root=params.root)
-    decision = promote(tracker, name, run["run_id"], run["model_uri"], metrics, params.promote.min_improvement)
+    decision = promote(_tracker(params, name, run), name, run["run_id"], run["model_uri"], metrics,
+                       params.promote.min_improvement)
     return {**decision, "run_id": run["run_id"], "metrics_sha256": metrics_sha}
 
 
 def decided(params, name: str) -> dict | None:
     """promotion/<name>.json if it decided on the model's current run and metrics and its version is still
     in the registry, else None (promote it)."""
-    from components.tracking import Tracker, own_run_store
     from components.tracking.registry import registered_version_run
 
-    out = params.path(f"promotion/{name}.json")
     try:
-        before = json.loads(out.read_text())
+        before = json.loads(params.path(f"promotion/{name}.json").read_text())
     except (OSError, ValueError):
         return None
     run, _, metrics_sha = _inputs(params, name)
     if (before.get("run_id"), before.get("metrics_sha256")) != (run["run_id"], metrics_sha):
         return None
-    tracker = Tracker(own_run_store(params, run, params.path(f"models/{name}/run.json")), params.mlflow.experiment,
-                      root=params.root)
-    return before if registered_version_run(tracker, name, before.get("version")) == run["run_id"] else None
+    registered = registered_version_run(_tracker(params, name, run), name, before.get("version"))
+    return before if registered == run["run_id"] else None
 
 
 def write_decision(params, name: str, decision: dict) -> None:
