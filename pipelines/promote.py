@@ -34,30 +34,24 @@ def _tracker(params, name: str, run: dict):
     return Tracker(store, params.mlflow.experiment, root=params.root)
 
 
-def promote_model(params, name: str) -> dict:
-    """Register model `name` and decide on `champion`; the decision, with the run and metrics it was made on."""
-    from components.tracking.registry import promote
+def promote_model(params, name: str, keep: bool = False) -> dict:
+    """Register model `name` and decide on `champion`; the decision, with the run and metrics it was made on.
+    With `keep`, promotion/<name>.json is returned instead (marked "kept") when it decided on this same run
+    and metrics and its version is still in the registry: no second version of an unchanged model."""
+    from components.tracking.registry import promote, registered_version_run
 
     run, metrics, metrics_sha = _inputs(params, name)
-    decision = promote(_tracker(params, name, run), name, run["run_id"], run["model_uri"], metrics,
-                       params.promote.min_improvement)
+    tracker = _tracker(params, name, run)
+    if keep:
+        try:
+            before = json.loads(params.path(f"promotion/{name}.json").read_text())
+        except (OSError, ValueError):
+            before = {}
+        if ((before.get("run_id"), before.get("metrics_sha256")) == (run["run_id"], metrics_sha)
+                and registered_version_run(tracker, name, before.get("version")) == run["run_id"]):
+            return {**before, "kept": True}
+    decision = promote(tracker, name, run["run_id"], run["model_uri"], metrics, params.promote.min_improvement)
     return {**decision, "run_id": run["run_id"], "metrics_sha256": metrics_sha}
-
-
-def decided(params, name: str) -> dict | None:
-    """promotion/<name>.json if it decided on the model's current run and metrics and its version is still
-    in the registry, else None (promote it)."""
-    from components.tracking.registry import registered_version_run
-
-    try:
-        before = json.loads(params.path(f"promotion/{name}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    run, _, metrics_sha = _inputs(params, name)
-    if (before.get("run_id"), before.get("metrics_sha256")) != (run["run_id"], metrics_sha):
-        return None
-    registered = registered_version_run(_tracker(params, name, run), name, before.get("version"))
-    return before if registered == run["run_id"] else None
 
 
 def write_decision(params, name: str, decision: dict) -> None:
@@ -85,10 +79,9 @@ def main() -> None:
 
     for name in names:
         with _stage.work():
-            decision = decided(params, name)
-            kept = decision is not None
+            decision = promote_model(params, name, keep=True)
+            kept = decision.pop("kept", False)
             if not kept:
-                decision = promote_model(params, name)
                 write_decision(params, name, decision)
         verdict = "champion" if decision["promoted"] else "not promoted"
         print(f"promote {name}: version {decision['version']} {verdict}: {decision['reason']}"
