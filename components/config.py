@@ -209,12 +209,18 @@ def tune_settings(params: Params) -> TuneSettings:
         raise ConfigError(_one_line(err, prefix="tune")) from None
 
 
-def tune_for(params: Params, name: str) -> ModelTune:
-    """The validated sweep of model `name` (num_samples 0 when params.yaml has none)."""
+def model_tune(params: Params, name: str) -> ModelTune:
+    """tune.<name> validated on its own (num_samples 0 when params.yaml has none); tune_for also checks
+    the space against the model's parameters."""
     try:
-        spec = ModelTune(**params.tune.get(name, {}))
+        return ModelTune(**params.tune.get(name, {}))
     except ValidationError as err:
         raise ConfigError(_one_line(err, prefix=f"tune.{name}")) from None
+
+
+def tune_for(params: Params, name: str) -> ModelTune:
+    """The validated sweep of model `name` (num_samples 0 when params.yaml has none)."""
+    spec = model_tune(params, name)
     from components.models import MODELS
 
     base = params.model_config_for(name).model_dump()
@@ -283,8 +289,10 @@ def apply_profile(raw: dict) -> dict:
     return _overlay(raw, overlay)
 
 
-def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | None = None) -> Params:
-    """Read and validate params.yaml; also validates the sections of `models` (default: pipeline.models)."""
+def read_params(path: str | os.PathLike = "params.yaml") -> Params:
+    """Read params.yaml and validate its sections, without the models' own sections or the model registry
+    (which imports every family, and so torch): what a stage that does not build a model needs. Most stages
+    use load_config, which checks everything."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
@@ -304,6 +312,13 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
     if out == params.root or params.root.is_relative_to(out) or not out.is_relative_to(params.root):
         raise ConfigError(f"data.out_dir: must be a folder inside the project, below {params.root} "
                           f"(got {params.data.out_dir!r}, which is {out}); prepare replaces it as a whole")
+    tune_settings(params)
+    return params
+
+
+def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | None = None) -> Params:
+    """Read and validate params.yaml; also validates the sections of `models` (default: pipeline.models)."""
+    params = read_params(path)
     from components.models import MODELS
 
     for name in params.models:
@@ -314,7 +329,6 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
             raise ConfigError(f"pipeline.models: unknown model '{name}'; allowed: {', '.join(sorted(MODELS))}")
         params.model_config_for(name)
     check_inputs(params)
-    tune_settings(params)
     for name in params.tune:
         if name not in TuneSettings.model_fields:
             if name not in MODELS:

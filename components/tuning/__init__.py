@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from components.config import Params, tune_for, tune_settings
+from components.config import Params, model_tune, tune_for, tune_settings
+
+
+def no_sweep(params: Params, name: str) -> dict | None:
+    """tuned/<name>.json for a model without a sweep (no trials or no space), else None. Reads tune.<name>
+    alone: no model registry, so no torch (most families are not tuned in the default run)."""
+    spec = model_tune(params, name)
+    if spec.num_samples == 0 or not spec.space:
+        return {"model": name, "tuned": False, "reason": f"tune.{name} has no trials or no space"}
+    return None
 
 
 def tune_model(params: Params, name: str, log=print, exhaustive: bool = False) -> dict:
     """Stage `tune@<model>`: run the model's sweep (or record that there is none, before importing
-    Ray, MLflow or torch: most families are not tuned in the default run)."""
+    Ray, MLflow or torch)."""
     spec = tune_for(params, name)
-    if spec.num_samples == 0 or not spec.space:
-        return {"model": name, "tuned": False, "reason": f"tune.{name} has no trials or no space"}
+    skipped = no_sweep(params, name)
+    if skipped is not None:
+        return skipped
     from components.data import load_spec
     from components.tracking import Tracker, tracking_uri
     from components.training import base_job

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
+from components.config import load_config
 from components.models import MODELS
+from components.tuning import tune_model
 from tests.conftest import REPO, write_params
 
 
@@ -15,7 +17,7 @@ def stage(name, *args, cwd):
                           text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd)})
 
 
-@pytest.mark.parametrize("name", ["prepare", "train", "evaluate"])
+@pytest.mark.parametrize("name", ["prepare", "tune", "train", "evaluate"])
 def test_bad_params_exit_2_with_one_line_naming_the_key(tmp_path, name):
     write_params(tmp_path, {"models": {"vae": {"kl_weight": -1}}, "train": {"workers": 0}})
     args = ["--model", "vae"] if name != "prepare" else []
@@ -24,6 +26,24 @@ def test_bad_params_exit_2_with_one_line_naming_the_key(tmp_path, name):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: train.workers:"), res.stderr
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "mlflow.db").exists(), "nothing half-written"
+
+
+def test_a_model_without_a_sweep_is_recorded_without_the_registry_or_torch(tmp_path):
+    # the default run tunes 3 of 12 models: the other 9 tune stages only record that there is no sweep
+    write_params(tmp_path, {"tune": {"dcgan": {"num_samples": 0, "space": {"latent_dim": {"type": "choice", "values": [8]}}}}})
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipelines.tune", "--model", "dcgan"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path)})
+    assert res.returncode == 0 and "tune dcgan: skipped" in res.stdout, res.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "components.config" in imported and not {"torch", "components.models", "ray", "mlflow"} & imported
+    recorded = json.loads((tmp_path / "tuned/dcgan.json").read_text())
+    assert recorded == tune_model(load_config(tmp_path / "params.yaml"), "dcgan") == {
+        "model": "dcgan", "tuned": False, "reason": "tune.dcgan has no trials or no space"}
+    # a model that is swept goes through the full validation: a bad space is refused, naming its key
+    write_params(tmp_path, {"tune": {"vae": {"num_samples": 2, "space": {"depth": {"type": "int", "low": 1, "high": 3}}}}})
+    res = stage("tune", "--model", "vae", cwd=tmp_path)
+    assert res.returncode == 2 and "tune.vae.space.depth: not a searchable parameter of vae" in res.stderr, res.stderr
 
 
 def test_unknown_model_is_refused(tmp_path):
