@@ -15,11 +15,12 @@ def main() -> None:
     if _stage.dry_run(args, {"model": name, "evaluate": params.evaluate.model_dump()}):
         return
     from components.errors import DataError
-    from components.evaluation import evaluate_model
+    from components.evaluation import evaluate_model, import_libraries
 
     model_dir = params.path(f"models/{name}")
     if not (model_dir / "model.pt").is_file():
         raise DataError(f"{model_dir / 'model.pt'}: no trained model; run `dvc repro train@{name}` first")
+    import_libraries()  # start-up, not work
     with _stage.work():
         metrics = evaluate_model(params, name, model_dir / "model.pt", params.path(f"evaluation/{name}"),
                                  params.path("features"))

@@ -12,6 +12,8 @@ def main() -> None:
     params = _stage.load(args)
     if _stage.dry_run(args, {"evaluate": params.evaluate.model_dump(), "data.out_dir": params.data.out_dir}):
         return
+    import torch._dynamo  # noqa: F401 - torch's optimizers import it when the first is made (~2.5 s): start-up, not work
+
     from components.evaluation.features import featurize
 
     out = params.path("features")

@@ -33,6 +33,8 @@ def make_validator(family, data_dir: Path, spec: DatasetSpec, feature_net: str |
 
         y = labels if caps.likelihood_given_labels else None
         return lambda model: {objective: test_bound(model, images, labels=y, seed=seed)["nats"]}
+    import torchmetrics.image.fid  # noqa: F401 - here, not in the first (timed) validation: ~2.5 s with scipy
+
     from components.evaluation.features import embed, load_feature_net
     from components.evaluation.sample_metrics import fid
     from components.evaluation.sampling import generate
