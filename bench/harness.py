@@ -259,7 +259,7 @@ def fixed_cost_table(clone: Path, total_s: float, plain: dict[str, float]) -> di
     carrying an even share of dvc's time."""
     import csv
 
-    rows = {}
+    rows, parts = {}, set()
     for f in sorted((clone / ".genzoo/timings").glob("*.json"), key=lambda f: json.loads(f.read_text())["finished"]):
         t = json.loads(f.read_text())
         row = {"wall_s": t["wall_s"], "work_s": t["work_s"], "fixed_s": t["wall_s"] - t["work_s"]}
@@ -270,14 +270,16 @@ def fixed_cost_table(clone: Path, total_s: float, plain: dict[str, float]) -> di
                 images = sum(float(r["images_per_s"]) * float(r["epoch_time_s"]) for r in csv.DictReader(fh))
             row["plain_s"] = images / plain[model]
         rows[t["stage"]] = row
+        parts.update({t["stage"]} if t.get("part_of") else set())  # e.g. evaluate@vae inside the evaluate stage
     dvc = total_s - sum(r["wall_s"] for r in rows.values())
-    per_stage = dvc / max(len(rows), 1)  # dvc's share of each stage, so families and shared add up to the run
+    per_stage = dvc / max(len(rows) - len(parts), 1)  # dvc's share of each stage process, so families and shared add up
     families = {}
     for stage, row in rows.items():
+        share = 0.0 if stage in parts else per_stage
         if "@" in stage:
             fam = families.setdefault(stage.split("@")[1], {"wall_s": 0.0, "fixed_s": 0.0, "tuned": False})
-            fam["wall_s"] += row["wall_s"] + per_stage
-            fam["fixed_s"] += row["fixed_s"] + per_stage
+            fam["wall_s"] += row["wall_s"] + share
+            fam["fixed_s"] += row["fixed_s"] + share
             fam["tuned"] |= stage.startswith("tune@") and row["work_s"] > 0
     shared = sum(r["wall_s"] + per_stage for k, r in rows.items() if "@" not in k)
     rows["dvc"] = {"wall_s": dvc, "work_s": 0.0, "fixed_s": dvc}
@@ -346,7 +348,7 @@ def fixed_cost_markdown(m: dict) -> str:
               for k, f in fc["families"].items()]
     p = projection(fc)
     lines += ["", f"Families and shared stages include dvc's time between stages, spread evenly over the stages. "
-                  f"Shared (prepare, featurize, promote, report): {fc['shared_s']:.0f} s. Projected whole zoo "
+                  f"Shared (prepare, featurize, the start-up of evaluate, promote, report): {fc['shared_s']:.0f} s. Projected whole zoo "
                   f"({p['models']} trained models; {p['missing']} more at {p['per_untuned_family_s']:.0f} s each, the "
                   f"mean untuned family): **{p['total_s'] / 60:.1f} min**, fixed cost **{p['fixed_share']:.0%}**."]
     return "\n".join(lines)

@@ -1,34 +1,90 @@
-"""Stage `evaluate@<model>`: metrics and figures of a trained model; metrics/<model>.json, evaluation/<model>/."""
+"""Stage `evaluate`: metrics and figures of every model in pipeline.models: metrics/<model>.json and
+evaluation/<model>/, logged to the model's training run. One process for all models: evaluation imports
+torchvision (with torch._dynamo), torchmetrics (with scipy) and MLflow, ~10 s on a 2-core box and more than
+most models' evaluation itself; a stage per model paid that twelve times. A model whose inputs are the ones
+its metrics were computed from (its export and run, the data, the feature networks, the evaluate params and
+the code evaluation runs: evaluation/<model>/inputs.json) keeps them, so retraining one model evaluates that
+model only. `--model m` evaluates one model, whether or not its inputs changed."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import shutil
+from pathlib import Path
 
 from pipelines import _stage
 
+CODE = Path(__file__).resolve().parent.parent  # the checkout whose code evaluates
+# the code an evaluation runs besides components/evaluation; {name}: the model's own family file
+CODE_FILES = ("pipelines/evaluate.py", "pipelines/_stage.py", "components/config.py", "components/data/shards.py",
+              "components/models/{name}.py", "components/models/base.py", "components/models/layers.py",
+              "components/models/losses.py", "components/models/common.py", "components/models/io.py")
+KEYS = ("fid", "kid", "precision", "recall", "classes_covered", "memorization_fraction", "test_elbo_nats",
+        "test_iwae_nats", "test_iwae_bits_per_dim", "test_elbo_given_y_nats", "test_iwae_given_y_nats",
+        "test_nll_nats", "test_nll_given_y_nats", "cond_accuracy", "fid_per_class_mean", "code_accuracy",
+        "code_factor_corr_best_mean", "codebook_perplexity", "codebook_dead_codes", "translation_fid",
+        "translation_target_rate", "cycle_l1")
 
-def main() -> None:
-    args = _stage.parser(__doc__, model=True).parse_args()
-    params = _stage.load(args)
-    name = args.model
-    if _stage.dry_run(args, {"model": name, "evaluate": params.evaluate.model_dump()}):
-        return
-    from components.errors import DataError
-    from components.evaluation import evaluate_model, import_libraries
 
-    model_dir = params.path(f"models/{name}")
-    if not (model_dir / "model.pt").is_file():
-        raise DataError(f"{model_dir / 'model.pt'}: no trained model; run `dvc repro train@{name}` first")
-    import_libraries()  # start-up, not work
+def _sha256(path: Path, cache: dict) -> str:
+    if path not in cache:
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            cache[path] = h.hexdigest()
+        except FileNotFoundError:
+            cache[path] = "absent"
+    return cache[path]
+
+
+def inputs(params, name: str, cache: dict) -> dict:
+    """What model `name`'s evaluation depends on, as {what: sha256 or value}: what its dvc stage depended
+    on when there was one per model."""
+    model_dir, features = params.path(f"models/{name}"), params.path("features")
+    files = sorted(f for f in model_dir.rglob("*") if f.is_file()) if model_dir.is_dir() else []
+    files += [params.path(params.data.out_dir) / "dataset.json"]  # names every shard by its sha256
+    files += [features / f for f in ("classifier.pt", "features.pt", "regressor.pt")]
+    code = sorted((CODE / "components/evaluation").glob("*.py")) + sorted((CODE / "components/tracking").glob("*.py"))
+    code += [CODE / f.format(name=name) for f in CODE_FILES]
+    out = {"evaluate": params.evaluate.model_dump(mode="json"), "data.out_dir": params.data.out_dir}
+    for f in files:
+        out[str(f.relative_to(params.root))] = _sha256(f, cache)
+    for f in code:
+        out[str(f.relative_to(CODE))] = _sha256(f, cache)
+    return out
+
+
+def recorded(params, name: str) -> dict | None:
+    """The inputs model `name`'s metrics and figures were computed from, or None."""
+    try:
+        if params.path(f"metrics/{name}.json").is_file():
+            return json.loads(params.path(f"evaluation/{name}/inputs.json").read_text())
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def evaluate_one(params, name: str, now: dict) -> dict:
+    """Evaluate model `name`, log the result to its run, and record `now` (its inputs) beside the figures."""
+    from components.evaluation import evaluate_model
+
+    model_dir, out_dir = params.path(f"models/{name}"), params.path(f"evaluation/{name}")
+    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
     with _stage.work():
-        metrics = evaluate_model(params, name, model_dir / "model.pt", params.path(f"evaluation/{name}"),
-                                 params.path("features"))
-    out = params.path(f"metrics/{name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+        metrics = evaluate_model(params, name, model_dir / "model.pt", tmp_dir, params.path("features"))
+    metrics_file = params.path(f"metrics/{name}.json")
+    metrics_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = metrics_file.with_name(metrics_file.name + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, out)
+    os.replace(tmp, metrics_file)
+    shutil.rmtree(out_dir, ignore_errors=True)  # this evaluation's figures only, none left from an older one
+    os.replace(tmp_dir, out_dir)
     run = json.loads((model_dir / "run.json").read_text()) if (model_dir / "run.json").is_file() else None
     if run:
         from components.tracking import Tracker, own_run_store
@@ -38,14 +94,49 @@ def main() -> None:
         tracker.set_tags(run["run_id"], {f"genzoo.protocol.{k}": v for k, v in metrics["protocol"].items()
                                          if not isinstance(v, dict)})
         tracker.log_dict(run["run_id"], metrics, "evaluation/metrics.json")
-        tracker.log_artifact(run["run_id"], params.path(f"evaluation/{name}"), "evaluation")
-    keys = ("fid", "kid", "precision", "recall", "classes_covered", "memorization_fraction", "test_elbo_nats",
-            "test_iwae_nats", "test_iwae_bits_per_dim", "test_elbo_given_y_nats", "test_iwae_given_y_nats",
-            "test_nll_nats", "test_nll_given_y_nats", "cond_accuracy", "fid_per_class_mean", "code_accuracy",
-            "code_factor_corr_best_mean", "codebook_perplexity", "codebook_dead_codes", "translation_fid",
-            "translation_target_rate", "cycle_l1")
-    shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
-    print(f"evaluated {name}: {shown}; figures in evaluation/{name}/")
+        tracker.log_artifact(run["run_id"], out_dir, "evaluation")
+    (out_dir / "inputs.json").write_text(json.dumps(now, indent=2) + "\n")  # last: an evaluation cut short is redone
+    return metrics
+
+
+def main() -> None:
+    p = _stage.parser(__doc__)
+    p.add_argument("--model", help="evaluate this model only, even if its inputs did not change "
+                                   "(default: every model of pipeline.models, those whose inputs changed)")
+    args = p.parse_args()
+    params = _stage.load(args)
+    names = [args.model] if args.model else list(params.pipeline.models)
+    if _stage.dry_run(args, {"models": names, "evaluate": params.evaluate.model_dump()}):
+        return
+    from components.errors import DataError
+
+    if not args.model:  # the stage's output folders hold the models of pipeline.models, no others
+        for folder, suffix in (("metrics", ".json"), ("evaluation", "")):
+            for f in params.path(folder).iterdir() if params.path(folder).is_dir() else []:
+                if not f.name.startswith(".") and f.name.removesuffix(suffix) not in names:
+                    shutil.rmtree(f) if f.is_dir() else f.unlink()
+    cache: dict = {}
+    todo = {}
+    for name in names:
+        if not params.path(f"models/{name}/model.pt").is_file():
+            raise DataError(f"{params.path(f'models/{name}/model.pt')}: no trained model; run `dvc repro train@{name}` first")
+        now = inputs(params, name, cache)
+        if not args.model and recorded(params, name) == now:
+            print(f"evaluate {name}: unchanged (its export, data, feature networks, params and code are the ones "
+                  f"metrics/{name}.json was computed from)")
+        else:
+            todo[name] = now
+    if not todo:
+        return
+    from components.evaluation import import_libraries
+
+    import_libraries()  # start-up, not work
+    import components.tracking  # noqa: F401 - MLflow too
+    for name, now in todo.items():
+        with _stage.part(f"evaluate@{name}") if not args.model else contextlib.nullcontext():
+            metrics = evaluate_one(params, name, now)
+        shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in KEYS if metrics.get(k) is not None)
+        print(f"evaluated {name}: {shown}; figures in evaluation/{name}/", flush=True)
 
 
 if __name__ == "__main__":

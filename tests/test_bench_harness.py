@@ -42,21 +42,22 @@ def test_fixed_cost_table_and_projection(tmp_path):
     h = _harness()
     (tmp_path / ".genzoo/timings").mkdir(parents=True)
     (tmp_path / "plots/train").mkdir(parents=True)
-    stages = {"prepare": (10, 5), "tune@vae": (40, 20), "train@vae": (50, 30), "evaluate@vae": (20, 10),
-              "train@dcgan": (60, 40), "evaluate@dcgan": (15, 8), "promote": (10, 0), "report": (5, 0)}
+    stages = {"prepare": (10, 5), "tune@vae": (40, 20), "train@vae": (50, 30), "train@dcgan": (60, 40),
+              "evaluate@vae": (20, 10), "evaluate@dcgan": (15, 8), "evaluate": (8, 0), "promote": (10, 0), "report": (5, 0)}
     for i, (stage, (wall, work)) in enumerate(stages.items()):
+        part = {"part_of": "evaluate"} if stage.startswith("evaluate@") else {}  # one evaluate process, a row per model
         (tmp_path / ".genzoo/timings" / f"{stage}.json").write_text(
-            json.dumps({"stage": stage, "wall_s": wall, "work_s": work, "finished": i}))
+            json.dumps({"stage": stage, "wall_s": wall, "work_s": work, "finished": i, **part}))
     (tmp_path / "plots/train/dcgan.csv").write_text("epoch,epoch_time_s,images_per_s\n1,20,500\n2,20,500\n")
-    fc = h.fixed_cost_table(tmp_path, 218.0, {"dcgan": 1000.0})  # 8 s of dvc: 1 s per stage
+    fc = h.fixed_cost_table(tmp_path, 225.0, {"dcgan": 1000.0})  # 7 s of dvc: 1 s per stage process
     assert list(fc["stages"])[:2] == ["prepare", "tune@vae"], "in the order the stages ran"
     assert fc["stages"]["train@dcgan"] == {"wall_s": 60, "work_s": 40, "fixed_s": 20, "plain_s": 20.0}
-    assert fc["stages"]["dvc"] == {"wall_s": 8.0, "work_s": 0.0, "fixed_s": 8.0} and fc["shared_s"] == 28
-    assert fc["families"]["vae"] == {"wall_s": 113, "fixed_s": 53, "tuned": True}
-    assert fc["families"]["dcgan"] == {"wall_s": 77, "fixed_s": 29, "tuned": False}
-    assert fc["shared_s"] + sum(f["wall_s"] for f in fc["families"].values()) == 218
-    assert math.isclose(fc["fixed_share"], (218 - 113) / 218)
+    assert fc["stages"]["dvc"] == {"wall_s": 7.0, "work_s": 0.0, "fixed_s": 7.0} and fc["shared_s"] == 37
+    assert fc["families"]["vae"] == {"wall_s": 112, "fixed_s": 52, "tuned": True}
+    assert fc["families"]["dcgan"] == {"wall_s": 76, "fixed_s": 28, "tuned": False}
+    assert fc["shared_s"] + sum(f["wall_s"] for f in fc["families"].values()) == 225
+    assert math.isclose(fc["fixed_share"], (225 - 113) / 225)
     p = h.projection(fc, zoo_models=4)
-    assert p["missing"] == 2 and p["total_s"] == 218 + 2 * 77 and math.isclose(p["fixed_share"], (105 + 58) / 372)
+    assert p["missing"] == 2 and p["total_s"] == 225 + 2 * 76 and math.isclose(p["fixed_share"], (112 + 56) / 377)
     text = h.fixed_cost_markdown({"total_s": 218, "fixed_cost": fc})
-    assert "| train@dcgan | 60 | 40 | 20 | 33% | 20 | 3.0x |" in text and "| vae | 113 | 53 | yes |" in text
+    assert "| train@dcgan | 60 | 40 | 20 | 33% | 20 | 3.0x |" in text and "| vae | 112 | 52 | yes |" in text

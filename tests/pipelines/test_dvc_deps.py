@@ -25,11 +25,32 @@ def test_no_family_file_imports_another_family():
 
 def test_model_stages_depend_on_their_own_family_file_not_the_folder():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for stage in ("tune", "train", "evaluate"):
+    for stage in ("tune", "train"):
         deps = stages[stage]["do"]["deps"]
         assert "components/models/${key}.py" in deps, stage
-        assert ("${item}" in deps) == (stage != "evaluate"), f"{stage}: tune and train depend on what the model trains on"
+        assert "${item}" in deps, f"{stage}: tune and train depend on what the model trains on"
         assert "components/models" not in deps and "components/models/__init__.py" not in deps, stage
         assert {f"components/models/{m.rsplit('.', 1)[1]}.py" for m in SHARED} <= set(deps), stage
         params = stages[stage]["do"]["params"]
         assert "tune" not in params and "models" not in params, f"{stage} reads every model's params"
+
+
+def test_one_evaluate_stage_keeps_a_model_whose_own_inputs_did_not_change(tmp_path):
+    """The evaluate stage (all models) records what each evaluation read: its own family file and the shared
+    parts, never another family's file or the registry, so editing one family re-evaluates that family only."""
+    from components.config import load_config
+    from pipelines.evaluate import inputs
+    from tests.conftest import write_params
+
+    params = load_config(write_params(tmp_path))
+    cache = {}
+    record = inputs(params, "vae", cache)
+    own = {f"components/models/{m.rsplit('.', 1)[1]}.py" for m in SHARED} | {"components/models/vae.py", "components/models/io.py"}
+    assert {k for k in record if k.startswith("components/models/")} == own
+    assert "components/evaluation/sample_metrics.py" in record and record["evaluate"] == params.evaluate.model_dump(mode="json")
+    (tmp_path / "models/vae").mkdir(parents=True)
+    (tmp_path / "models/vae/model.pt").write_bytes(b"one")
+    first = inputs(params, "vae", {})
+    (tmp_path / "models/vae/model.pt").write_bytes(b"two")
+    assert inputs(params, "vae", {})["models/vae/model.pt"] != first["models/vae/model.pt"]
+    assert inputs(params, "dcgan", {})["components/models/dcgan.py"] != "absent"

@@ -71,8 +71,11 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
     assert not leftover_ray_processes(before), "every stage shuts its local Ray down"
     models = ("vae", "vqvae", "vqvae_prior")
-    assert ran_stages(out) == {"prepare", "featurize", "promote", "report"} | {f"{s}@{m}" for s in ("tune", "train", "evaluate")
-                                                                                for m in models}
+    assert ran_stages(out) == {"prepare", "featurize", "evaluate", "promote", "report"} | {f"{s}@{m}" for s in ("tune", "train")
+                                                                                            for m in models}
+    assert all(f"evaluated {m}: " in out for m in models), out[-3000:]
+    timings = {f.stem for f in (repo / ".genzoo/timings").glob("*.json")}
+    assert {"evaluate"} | {f"evaluate@{m}" for m in models} <= timings, "one row per model's evaluation, and start-up"
     promoted = {m: json.loads((repo / f"promotion/{m}.json").read_text()) for m in models}
     assert promoted["vae"]["promoted"] is True and {d["version"] for d in promoted.values()} == {1}
     for name in ("vae", "vqvae"):  # train@<m> depends on it: nothing that differs between identical sweeps
@@ -95,8 +98,12 @@ def test_full_pipeline_then_noop_then_one_param(repo):
 
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline"], repo)
+    evaluated = {m: (repo / f"metrics/{m}.json").read_bytes() for m in models}
     exp = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "models.vae.kl_weight=2.0"], repo)
-    assert ran_stages(exp) == {"tune@vae", "train@vae", "evaluate@vae", "promote", "report"}, exp
+    assert ran_stages(exp) == {"tune@vae", "train@vae", "evaluate", "promote", "report"}, exp
+    # one evaluate stage for all models: only the VAE, whose export changed, is evaluated again
+    assert "evaluated vae: " in exp and all(f"evaluate {m}: unchanged" in exp for m in models if m != "vae"), exp
+    assert all((repo / f"metrics/{m}.json").read_bytes() == evaluated[m] for m in models if m != "vae")
     # one promote stage for all models: only the VAE, whose run changed, gets a second version
     again = {m: json.loads((repo / f"promotion/{m}.json").read_text()) for m in models}
     assert again["vae"]["version"] == 2 and again["vae"]["run_id"] != promoted["vae"]["run_id"]
@@ -112,7 +119,7 @@ def test_full_pipeline_then_noop_then_one_param(repo):
         f.write("\n# an edit to the VQ-VAE family\n")
     with open(repo / "components/models/__init__.py", "a") as f:
         f.write("\n# a new family's registry line\n")
-    assert changed_stages(repo) == {"tune@vqvae", "train@vqvae", "evaluate@vqvae"}, "not the prior built on it"
+    assert changed_stages(repo) == {"tune@vqvae", "train@vqvae", "evaluate"}, "not the prior built on it"
     run(["git", "checkout", "components/models/vqvae.py", "components/models/__init__.py"], repo)
 
     # a model built on another reruns when that model's export changes, and only then (the vae experiment
