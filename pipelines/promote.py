@@ -19,7 +19,7 @@ def _inputs(params, name: str) -> tuple[dict, dict, str]:
     from components.errors import DataError
 
     run_file, metrics_file = params.path(f"models/{name}/run.json"), params.path(f"metrics/{name}.json")
-    for f, stage in ((run_file, f"train@{name}"), (metrics_file, f"evaluate@{name}")):
+    for f, stage in ((run_file, f"train@{name}"), (metrics_file, "evaluate")):
         if not f.is_file():
             raise DataError(f"{f}: missing; run `dvc repro {stage}` first")
     raw = metrics_file.read_bytes()

@@ -19,7 +19,7 @@ def main() -> None:
 
     missing = [m for m in models if not params.path(f"metrics/{m}.json").is_file()]
     if missing:
-        raise DataError(f"metrics/{missing[0]}.json: not evaluated; run `dvc repro evaluate@{missing[0]}` first")
+        raise DataError(f"metrics/{missing[0]}.json: not evaluated; run `dvc repro evaluate` first")
     feat_file = params.path("features/featurize.json")
     featurize = json.loads(feat_file.read_text()) if feat_file.is_file() else None
     out = params.path("reports/index.html")
