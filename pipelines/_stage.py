@@ -41,6 +41,14 @@ def dry_run(args: argparse.Namespace, resolved: dict) -> bool:
     return args.dry_run
 
 
+def write_json(path: Path, obj) -> None:
+    """Write `obj` as indented JSON, atomically: a reader (or dvc) sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
 _work = {"s": 0.0}
 
 

@@ -78,11 +78,7 @@ def evaluate_one(params, name: str, now: dict) -> dict:
     shutil.rmtree(tmp_dir, ignore_errors=True)
     with _stage.work():
         metrics = evaluate_model(params, name, model_dir / "model.pt", tmp_dir, params.path("features"))
-    metrics_file = params.path(f"metrics/{name}.json")
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = metrics_file.with_name(metrics_file.name + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, metrics_file)
+    _stage.write_json(params.path(f"metrics/{name}.json"), metrics)
     shutil.rmtree(out_dir, ignore_errors=True)  # this evaluation's figures only, none left from an older one
     os.replace(tmp_dir, out_dir)
     run = json.loads((model_dir / "run.json").read_text()) if (model_dir / "run.json").is_file() else None

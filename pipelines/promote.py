@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 from pipelines import _stage
 
@@ -55,11 +54,7 @@ def promote_model(params, name: str, keep: bool = False) -> dict:
 
 
 def write_decision(params, name: str, decision: dict) -> None:
-    out = params.path(f"promotion/{name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(decision, indent=2) + "\n")
-    os.replace(tmp, out)
+    _stage.write_json(params.path(f"promotion/{name}.json"), decision)
 
 
 def main() -> None:

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 from pipelines import _stage
-
-
-def write(path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -27,7 +17,7 @@ def main() -> None:
         light = read_params(args.params)
         skipped = no_sweep(light, name) if name in light.pipeline.models else None
         if skipped is not None:
-            write(light.path(f"tuned/{name}.json"), skipped)
+            _stage.write_json(light.path(f"tuned/{name}.json"), skipped)
             print(f"tune {name}: skipped ({skipped['reason']})")
             return
     params = _stage.load(args)
@@ -45,7 +35,7 @@ def main() -> None:
     run_id, wall = result.pop("sweep_run_id", None), result.pop("wall_time_s", None)
     for trial in result.get("trials", []):
         trial.pop("trial_id", None)
-    write(params.path(f"tuned/{name}.json"), result)
+    _stage.write_json(params.path(f"tuned/{name}.json"), result)
     if result["tuned"]:
         stopped = sum(t["stopped_early"] for t in result["trials"])
         print(f"tuned {name}: best {result['metric']} {result['best_metric']:.4g} with {result['best_config']}; "
