@@ -9,7 +9,6 @@ model only. `--model m` evaluates one model, whether or not its inputs changed."
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -30,15 +29,11 @@ KEYS = ("fid", "kid", "precision", "recall", "classes_covered", "memorization_fr
 
 
 def _sha256(path: Path, cache: dict) -> str:
+    """sha256 of a file ("absent" if there is none), each file hashed once per process."""
     if path not in cache:
-        h = hashlib.sha256()
-        try:
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            cache[path] = h.hexdigest()
-        except FileNotFoundError:
-            cache[path] = "absent"
+        from components.data.shards import sha256_file
+
+        cache[path] = sha256_file(path) if path.is_file() else "absent"
     return cache[path]
 
 
@@ -76,8 +71,12 @@ def evaluate_one(params, name: str, now: dict) -> dict:
     model_dir, out_dir = params.path(f"models/{name}"), params.path(f"evaluation/{name}")
     tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    with _stage.work():
-        metrics = evaluate_model(params, name, model_dir / "model.pt", tmp_dir, params.path("features"))
+    try:
+        with _stage.work():
+            metrics = evaluate_model(params, name, model_dir / "model.pt", tmp_dir, params.path("features"))
+    except BaseException:  # nothing half-written: the evaluation before (if any) stays as it was
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
     _stage.write_json(params.path(f"metrics/{name}.json"), metrics)
     shutil.rmtree(out_dir, ignore_errors=True)  # this evaluation's figures only, none left from an older one
     os.replace(tmp_dir, out_dir)
@@ -91,7 +90,7 @@ def evaluate_one(params, name: str, now: dict) -> dict:
                                          if not isinstance(v, dict)})
         tracker.log_dict(run["run_id"], metrics, "evaluation/metrics.json")
         tracker.log_artifact(run["run_id"], out_dir, "evaluation")
-    (out_dir / "inputs.json").write_text(json.dumps(now, indent=2) + "\n")  # last: an evaluation cut short is redone
+    _stage.write_json(out_dir / "inputs.json", now)  # last: an evaluation cut short is redone
     return metrics
 
 

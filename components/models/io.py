@@ -32,8 +32,14 @@ def export_model(path: Path, name: str, model: GenerativeModel) -> Path:
 
 def load_exported(path: Path, device: str | torch.device = "cpu") -> tuple[str, GenerativeModel]:
     """(family name, model in eval mode) from an exported file."""
-    blob = torch.load(Path(path), map_location=device, weights_only=True)
-    name, spec = blob["family"], DatasetSpec(**blob["spec"])
+    from components.errors import DataError
+
+    try:
+        blob = torch.load(Path(path), map_location=device, weights_only=True)
+        name, spec = blob["family"], DatasetSpec(**blob["spec"])
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, EOFError, KeyError, TypeError...: all mean "not ours"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: not a model file exported by GenZoo ({first[:160]}); retrain the model") from None
     upstream = {m: MODELS[m].build(cfg, spec) for m, cfg in blob.get("upstream", {}).items()}
     model = MODELS[name].build(blob["config"], spec, upstream or None)
     model.load_state_dict(blob["state_dict"])  # the upstream's weights too

@@ -72,6 +72,17 @@ def test_evaluate_without_a_model_says_what_to_run(project):
     assert res.returncode == 2 and "run `dvc repro train@dcgan` first" in res.stderr
 
 
+def test_a_failed_evaluation_leaves_the_one_before_as_it_was(project):
+    (project / "models/dcgan").mkdir(parents=True)
+    (project / "models/dcgan/model.pt").write_bytes(b"not a state_dict")
+    (project / "evaluation/dcgan").mkdir(parents=True)
+    (project / "evaluation/dcgan/samples.png").write_bytes(b"the evaluation before")
+    res = stage("evaluate", "--model", "dcgan", cwd=project)
+    assert res.returncode != 0 and res.stderr.strip().splitlines()[-1].startswith("error:"), res.stderr[-2000:]
+    assert (project / "evaluation/dcgan/samples.png").read_bytes() == b"the evaluation before"
+    assert not (project / "evaluation/dcgan.tmp").exists() and not (project / "metrics/dcgan.json").exists()
+
+
 def test_prepare_writes_the_dataset(tmp_path):
     write_params(tmp_path)
     res = stage("prepare", cwd=tmp_path)
