@@ -8,15 +8,18 @@ from torch import nn
 from components.models.layers import ConditionalBatchNorm2d, ConvDiscriminator, SelfAttention2d, sn
 
 
-@pytest.mark.parametrize("module", [nn.Linear(20, 10), nn.Conv2d(3, 8, 4, 2, 1)], ids=["linear", "conv"])
-def test_spectral_norm_makes_the_largest_singular_value_one(module):
+@pytest.mark.parametrize("make", [lambda: nn.Linear(20, 10), lambda: nn.Conv2d(3, 8, 4, 2, 1)], ids=["linear", "conv"])
+def test_spectral_norm_makes_the_largest_singular_value_one(make):
     """Miyato et al. 2018: W_SN = W / sigma(W), sigma the largest singular value of W as an (out, in*k*k)
-    matrix, estimated by power iteration (one step per forward pass in training mode)."""
+    matrix, estimated by power iteration (one step per forward pass in training mode). The weights are drawn
+    after seeding (torch seeds itself at random per process), and 300 steps converge to 1e-3 for every one
+    of 200 seeds tried (100 steps missed for 1 in 200)."""
     torch.manual_seed(0)
+    module = make()
     raw = module.weight.detach().clone()
     layer = sn(module)
     x = torch.randn(2, 20) if isinstance(module, nn.Linear) else torch.randn(2, 3, 8, 8)
-    for _ in range(100):
+    for _ in range(300):
         layer(x)
     w = layer.weight.detach().reshape(layer.weight.shape[0], -1)
     assert torch.linalg.matrix_norm(w, 2).item() == pytest.approx(1.0, rel=1e-3)
