@@ -1,4 +1,4 @@
-"""Named run: PixelCNN's exact NLL on binarized MNIST test data (../shared/datasets/mnist-t10k).
+"""Named run: PixelCNN's exact NLL on binarized MNIST test data (tests/data/mnist-t10k, the original t10k files).
 
 Only the 10,000-image MNIST test split is on this machine, so the run stages it as a source folder in
 which the first `--train` images play the training split and the rest the test split (written as IDX
@@ -26,7 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MNIST_T10K = REPO.parent / "shared" / "datasets" / "mnist-t10k"
+MNIST_T10K = REPO / "tests" / "data" / "mnist-t10k"
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

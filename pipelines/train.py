@@ -23,6 +23,14 @@ def write_history(path: Path, history: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def trained_here(state: dict, started: float) -> list[dict]:
+    """The history entries of the epochs this process trained: those after its first resume point (a
+    resume recorded since `started`), or all of them when it resumed nothing."""
+    here = [r["epoch"] for r in state.get("resumes", []) if r.get("time", 0.0) >= started]
+    first = min(here) if here else 0
+    return [h for h in state["history"] if h.get("epoch", 0) > first]
+
+
 def main() -> None:
     args = _stage.parser(__doc__, model=True).parse_args()
     params = _stage.load(args)
@@ -36,9 +44,9 @@ def main() -> None:
     from components.models.io import export_model
     from components.training import finish_run, run_training
 
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     outcome = run_training(params, name)
-    _stage.add_work(sum(h.get("epoch_time_s", 0.0) for h in outcome.state["history"]))
+    _stage.add_work(sum(h.get("epoch_time_s", 0.0) for h in trained_here(outcome.state, started)))
     out = params.path(f"models/{name}")
     out.mkdir(parents=True, exist_ok=True)
     export_model(out / "model.pt", name, outcome.model)

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MNIST_T10K = SHARED / "datasets" / "mnist-t10k"
+MNIST_T10K = REPO / "tests" / "data" / "mnist-t10k"  # the real MNIST test split, in the repository (README there)
 
 TINY = {
     "data": {"n_train": 512, "n_val": 128, "n_test": 256, "shard_rows": 256},

@@ -56,6 +56,7 @@ def load_upstream(files: dict[str, str | Path]) -> dict:
 def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
     """The resolved config of one training run: what was asked for, with every default filled in, and the
     identity of any upstream model (so checkpoints of a model built on a retrained upstream never resume)."""
+    from components.code import model_code, model_code_hash
     from components.data.shards import sha256_file
 
     cfg, provenance = model_config(params, name)
@@ -69,6 +70,8 @@ def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
         "train": {k: train[k] for k in ("workers", "cpus_per_worker", "use_gpu", "seed", "checkpoint_every",
                                         "precision", "compile", "channels_last")},
         "dataset": {"name": spec.name, "manifest_sha256": spec.manifest_sha256, "counts": spec.counts},
+        # the family's import closure and the loop: a code change keys a new run (never a stale resume)
+        "code": {"files": model_code(name), "sha256": model_code_hash(name)},
         **({"upstream": upstream} if upstream else {}),
     }
 
@@ -76,6 +79,19 @@ def resolve(params: Params, name: str, spec: DatasetSpec) -> dict:
 def storage_path(params: Params) -> str:
     storage = params.ray.storage_path or ".genzoo/ray"
     return storage if "://" in storage else str(params.path(storage))
+
+
+def announce_key(storage: str, name: str, run_name: str) -> None:
+    """Say on one line whether this run resumes its key's checkpoint or starts afresh, and why."""
+    if "://" in storage:
+        return
+    if (Path(storage) / run_name).is_dir():
+        print(f"[{name}] checkpoint key {run_name}: a run with this config and code exists; resuming it", flush=True)
+        return
+    others = sorted(p.name for p in Path(storage).glob(f"{name}-*") if p.is_dir() and p.name.count("-") == name.count("-") + 1)
+    why = (f"{len(others)} earlier run(s) of {name} ({', '.join(others[-2:])}) had another config, upstream or code"
+           if others else f"no earlier run of {name}")
+    print(f"[{name}] checkpoint key {run_name}: training afresh; {why}", flush=True)
 
 
 def base_job(params: Params, name: str, spec: DatasetSpec, cfg: dict, uri: str, run_id: str = "",
@@ -116,7 +132,8 @@ def run_training(params: Params, name: str, fault: dict | None = None) -> TrainO
     check_local_cpus(params.ray.address, params.train.workers * params.train.cpus_per_worker,
                      "train.workers x train.cpus_per_worker")
     resolved = resolve(params, name, spec)
-    run_name = f"{name}-{config_hash(resolved)}"  # checkpoints are keyed by the resolved config
+    run_name = f"{name}-{config_hash(resolved)}"  # checkpoints are keyed by the resolved config and code
+    announce_key(storage_path(params), name, run_name)
     uri = tracking_uri(params.mlflow.tracking_uri, params.root)
     tracker = Tracker(uri, params.mlflow.experiment, root=params.root)
     tracker.close_abandoned_runs("train", name)

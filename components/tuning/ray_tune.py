@@ -115,8 +115,12 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
             f"{settings.workers_per_trial} workers per trial must fit the cluster's CPUs")
     from components.data.shards import sha256_file
 
+    from components.code import model_code_hash
+
     upstream = {m: sha256_file(Path(f)) for m, f in base_job.upstream.items()}  # a retrained upstream: a new sweep
-    sweep_name = f"tune-{name}-{config_hash([spec.model_dump(), settings.model_dump(), base_job.model_config, exhaustive, *([upstream] if upstream else [])])}"
+    key = [spec.model_dump(), settings.model_dump(), base_job.model_config, exhaustive, model_code_hash(name),
+           *([upstream] if upstream else [])]  # a code change: a new sweep, never a stale trial's checkpoint
+    sweep_name = f"tune-{name}-{config_hash(key)}"
     sweep_run = tracker.start_run(f"{'grid' if exhaustive else 'tune'}-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
                                   tags={"genzoo.stage": "tune", "genzoo.model": name})
     job = replace(base_job, epochs=spec.max_epochs, checkpoint_every=spec.max_epochs, workers=settings.workers_per_trial,

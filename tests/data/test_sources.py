@@ -1,4 +1,4 @@
-"""Dataset sources, including the real MNIST test split staged in ../shared."""
+"""Dataset sources, including the real MNIST test split kept in tests/data/mnist-t10k."""
 
 import hashlib
 import shutil
@@ -15,7 +15,7 @@ from tests.conftest import MNIST_T10K, write_params
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # LeCun et al., the t10k split
 
 
-def test_shared_mnist_files_are_the_originals():
+def test_bundled_mnist_files_are_the_originals():
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in MNIST_T10K.glob("*.gz")}
     assert md5["t10k-images-idx3-ubyte.gz"] == "9fb629c4189551a2d022fa330f9573f3"
     assert md5["t10k-labels-idx1-ubyte.gz"] == "ec29112dd5afa0611ce80d1b7f02629c"
@@ -111,3 +111,15 @@ def test_mnist_label_outside_the_ten_digits_is_refused(tmp_path):
     (staged / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(labels)))
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: label 12 at row 41 is outside 0..9"):
         load_mnist_split(staged, "test")
+
+
+def test_the_suite_reads_nothing_outside_the_repository():
+    """A fresh clone has no neighbouring folders: the real data the tests read lives under tests/."""
+    from tests.conftest import REPO
+
+    assert MNIST_T10K.is_relative_to(REPO) and len(list(MNIST_T10K.glob("*.gz"))) == 2
+    for f in (REPO / "tests").rglob("*.py"):
+        if f.name == "test_sources.py":  # this test names what it looks for
+            continue
+        text = f.read_text()
+        assert "REPO.parent" not in text and "../shared" not in text, f"{f} reads outside the repository"

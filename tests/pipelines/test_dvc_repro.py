@@ -120,6 +120,10 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     with open(repo / "components/models/__init__.py", "a") as f:
         f.write("\n# a new family's registry line\n")
     assert changed_stages(repo) == {"tune@vqvae", "train@vqvae", "evaluate"}, "not the prior built on it"
+    # ... and the rerun trains the edited code afresh: the finished run's checkpoint has another code key
+    out = run([sys.executable, "-m", "dvc", "repro", "-s", "train@vqvae"], repo)
+    assert "[vqvae] checkpoint key vqvae-" in out and "training afresh" in out and "resuming" not in out, out[-3000:]
+    assert json.loads((repo / "models/vqvae/run.json").read_text())["resumed_from"] == []
     run(["git", "checkout", "components/models/vqvae.py", "components/models/__init__.py"], repo)
 
     # a model built on another reruns when that model's export changes, and only then (the vae experiment
