@@ -77,6 +77,7 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (CUDA or CPU), fp32 weights
     compile: bool = False  # torch.compile each sub-network (pays a compile on the first steps)
     channels_last: bool = False  # NHWC memory format for conv models and their inputs (faster on tensor cores)
+    quality_images: int = Field(500, ge=0)  # validation images (and samples) of the per-epoch quality curve; 0: off
 
 
 class EvaluateConfig(Section):

@@ -44,9 +44,13 @@ def main() -> None:
     from components.models.io import export_model
     from components.training import finish_run, run_training
 
+    if params.train.quality_images and not params.path("features/classifier.pt").is_file():
+        print(f"[{name}] features/classifier.pt missing: the quality curve has no sample metrics "
+              "(dvc repro featurize adds them)", flush=True)
     t0, started = time.perf_counter(), time.time()
     outcome = run_training(params, name)
-    _stage.add_work(sum(h.get("epoch_time_s", 0.0) for h in trained_here(outcome.state, started)))
+    _stage.add_work(sum(h.get("epoch_time_s", 0.0) + h.get("validate_time_s", 0.0)
+                        for h in trained_here(outcome.state, started)))
     out = params.path(f"models/{name}")
     out.mkdir(parents=True, exist_ok=True)
     export_model(out / "model.pt", name, outcome.model)

@@ -48,3 +48,72 @@ def make_validator(family, data_dir: Path, spec: DatasetSpec, feature_net: str |
         return {objective: fid(f_val, f_fake)}
 
     return validate
+
+
+def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | None, n: int, seed: int,
+                 k: int = 3) -> Callable:
+    """model -> {metric: value}: the quality a family is judged on, measured after every training epoch on
+    the first `n` validation images with a fixed seed (so the curve moves only when the model does):
+      q_fid, q_precision, q_recall  FID (Heusel et al. 2017) and improved precision/recall (Kynkaanniemi et
+                                    al. 2019, k nearest neighbours) of n samples against n validation images
+                                    in the featurize feature space (families whose sampling is cheap:
+                                    `Family.eval_samples` unset);
+      q_cond_accuracy               the feature classifier's agreement with the requested class (conditional);
+      q_code_accuracy               InfoGAN: Q's categorical code on validation images against the shape,
+                                    after the best one-to-one code -> class matching;
+      <objective>                   validation NLL or -ELBO in nats (likelihood families; the tuning objective);
+      q_target_rate, q_cycle_l1     translation: share of translations put in the target class, cycle L1.
+    Names start with q_ (or are the family's val_ objective) so curves and losses stay apart."""
+    caps = family.capabilities
+    images, labels = read_split(data_dir, spec, "val", limit=n)
+    net = None
+    if feature_net is not None and Path(feature_net).is_file():
+        import torchmetrics.image.fid  # noqa: F401 - imported here, not inside the first timed epoch
+
+        from components.evaluation.features import load_feature_net
+
+        net, _, _ = load_feature_net(Path(feature_net))
+    parts: list[Callable] = []
+    if caps.translation:
+        from components.evaluation.translation import translation_metrics
+
+        def translation(model) -> dict[str, float]:
+            if net is None:
+                return {}
+            m, _ = translation_metrics(model, images, labels, {}, net, None)
+            return {"q_target_rate": m.get("translation_target_rate"), "q_cycle_l1": m.get("cycle_l1"),
+                    "q_translation_fid": m.get("translation_fid")}
+
+        parts.append(translation)
+    elif caps.likelihood:
+        parts.append(make_validator(family, data_dir, spec, None, n, n, seed))
+    if not caps.translation and family.eval_samples is None and net is not None:
+        from components.evaluation.features import embed
+        from components.evaluation.sample_metrics import fid, precision_recall
+        from components.evaluation.sampling import generate
+
+        f_val, _ = embed(net, images)
+        y = torch.arange(len(images)) % spec.num_classes if caps.labels else None  # balanced requests
+
+        def samples(model) -> dict[str, float]:
+            f_fake, pred = embed(net, generate(model, len(images), seed, labels=y))
+            p, r = precision_recall(f_val, f_fake, k=k)
+            out = {"q_fid": fid(f_val, f_fake), "q_precision": p, "q_recall": r}
+            if y is not None:
+                out["q_cond_accuracy"] = float((pred == y).float().mean())
+            return out
+
+        parts.append(samples)
+    if caps.codes:
+        from components.evaluation.conditional import code_metrics
+
+        parts.append(lambda model: {"q_code_accuracy": code_metrics(model, images, labels, {})["code_accuracy"]})
+
+    def quality(model) -> dict[str, float]:
+        out: dict[str, float] = {}
+        with model.evaluating(), torch.no_grad():
+            for part in parts:
+                out.update({k: v for k, v in part(model).items() if v is not None})
+        return out
+
+    return quality

@@ -107,7 +107,16 @@ def base_job(params: Params, name: str, spec: DatasetSpec, cfg: dict, uri: str, 
         compile=params.train.compile, channels_last=params.train.channels_last,
         tracking={"uri": uri, "experiment": params.mlflow.experiment, "run_id": run_id},
         upstream={m: str(f) for m, f in upstream_files(params, name).items()},
+        quality=quality_settings(params),
     )
+
+
+def quality_settings(params: Params) -> dict | None:
+    """What the per-epoch quality curve measures with (TrainJob.quality); None when train.quality_images is 0."""
+    if not params.train.quality_images:
+        return None
+    return {"feature_net": str(params.path("features/classifier.pt")), "n": params.train.quality_images,
+            "seed": params.evaluate.seed, "k": params.evaluate.pr_k}
 
 
 def _close(tracker, run_id: str, **how) -> None:

@@ -42,7 +42,8 @@ class LoopConfig:
     world_size: int = 1
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)  # stored in checkpoints
-    validate: Callable[[GenerativeModel], dict[str, float]] | None = None  # rank 0, after each epoch
+    validate: Callable[[GenerativeModel], dict[str, float]] | None = None  # rank 0, after each epoch: the tuning
+    # objective, or the family's quality curve (components.evaluation.validation)
     precision: str = "fp32"  # "bf16": forward passes under autocast; weights, grads and optimizers stay fp32
     channels_last: bool = False  # feed images as NHWC (prepare_model converts the conv weights)
 
@@ -199,7 +200,8 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
             dist.all_reduce(means)
             means /= cfg.world_size
         metrics = {k: float(v) for k, v in zip(keys, means.tolist(), strict=True)}
-        metrics.update(epoch=epoch + 1, step=step, epoch_time_s=elapsed,
+        seen = (history[-1].get("images_seen", 0) if history else 0) + images * cfg.world_size
+        metrics.update(epoch=epoch + 1, step=step, epoch_time_s=elapsed, images_seen=seen,
                        images_per_s=images * cfg.world_size / max(elapsed, 1e-9))
         if cfg.validate is not None and cfg.rank == 0:
             t_val = time.perf_counter()

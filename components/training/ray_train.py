@@ -67,6 +67,7 @@ class TrainJob:
     channels_last: bool = False  # NHWC for conv models
     fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there
     validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
+    quality: dict[str, Any] | None = None  # train: {"feature_net", "n", "seed", "k"}: the per-epoch quality curve
     upstream: dict[str, str] = field(default_factory=dict)  # {model: exported file} of Family.needs
 
 
@@ -190,6 +191,10 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
         from components.evaluation.validation import make_validator
 
         validate = make_validator(MODELS[job.model], Path(job.data_dir), spec, **job.validate)
+    elif job.quality is not None and rank == 0:
+        from components.evaluation.validation import make_quality
+
+        validate = make_quality(MODELS[job.model], Path(job.data_dir), spec, **job.quality)
     loop_cfg = LoopConfig(epochs=job.epochs, seed=job.seed, checkpoint_every=job.checkpoint_every,
                           log_every=job.log_every, rank=rank, world_size=world, device=str(device),
                           config={"model": job.model, "model_config": job.model_config, "seed": job.seed},

@@ -124,7 +124,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     sweep_run = tracker.start_run(f"{'grid' if exhaustive else 'tune'}-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
                                   tags={"genzoo.stage": "tune", "genzoo.model": name})
     job = replace(base_job, epochs=spec.max_epochs, checkpoint_every=spec.max_epochs, workers=settings.workers_per_trial,
-                  run_name=sweep_name, max_failures=0, epoch_images=settings.epoch_images)
+                  run_name=sweep_name, max_failures=0, epoch_images=settings.epoch_images, quality=None)
     trainable = tune.with_parameters(_trial, job=asdict(job), sweep_run_id=sweep_run)
     tuner = tune.Tuner(
         tune.with_resources(trainable, trial_resources(job)),

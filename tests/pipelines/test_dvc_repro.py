@@ -86,6 +86,8 @@ def test_full_pipeline_then_noop_then_one_param(repo):
         assert (repo / f"models/{name}/model.pt").is_file()
         assert (repo / f"evaluation/{name}/samples.png").is_file()
         assert (repo / f"plots/train/{name}.csv").read_text().startswith("epoch,")
+    header = (repo / "plots/train/vae.csv").read_text().splitlines()[0].split(",")
+    assert {"images_seen", "val_neg_elbo", "q_fid", "q_precision", "q_recall"} <= set(header), header
     assert (repo / "evaluation/vae/traversal.png").is_file() and (repo / "mlflow.db").is_file()
     page = (repo / "reports/index.html").read_text()
     assert "<table>" in page and page.count("data:image/png;base64,") == 11  # vae 5 figures, the others 3

@@ -63,6 +63,11 @@ def test_mlflow_run_has_params_metrics_and_artifacts(trained):
     assert run.data.tags["genzoo.dataset_sha256"] == outcome.spec.manifest_sha256
     steps = [s for s, _ in tracker.metric_history(outcome.run_id, "neg_elbo")]
     assert steps == [1, 2, 3], "one point per epoch, logged by rank 0 only"
+    # the quality curve (train.quality_images): measured on rank 0 after every epoch, logged with step = epoch
+    quality = tracker.metric_history(outcome.run_id, "val_neg_elbo")
+    assert [s for s, _ in quality] == [1, 2, 3] and all(v > 0 for _, v in quality)
+    assert [s for s, _ in tracker.metric_history(outcome.run_id, "images_seen")] == [1, 2, 3]
+    assert [h["images_seen"] for h in outcome.state["history"]] == [512, 1024, 1536]
     artifacts = tracker.list_artifacts(outcome.run_id)
     assert "resolved_config.json" in artifacts
     experiment = tracker.client.get_experiment_by_name("genzoo")
