@@ -1,5 +1,5 @@
 """Stage `report`: one static, self-contained HTML page comparing every model (images embedded as
-data URIs, training curves as inline SVG), so it can be opened anywhere and logged to MLflow."""
+data URIs, training curves as PNG with labelled axes), so it can be opened anywhere and logged to MLflow."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;colo
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f3f3f3}td.best{background:#d9f2d9;font-weight:bold}td.name{text-align:left}
 .figs{display:flex;flex-wrap:wrap;gap:1rem}.figs figure{margin:0}.figs img{max-width:380px;image-rendering:pixelated}
-figcaption{font-size:.85rem;color:#555}code{font-size:.85rem}"""
+figcaption{font-size:.85rem;color:#555}code{font-size:.85rem}.miss{color:#b00;font-size:.8rem}
+.figs img.curves{max-width:1150px;image-rendering:auto}"""
 
 
 def _img(path: Path) -> str:
@@ -67,28 +68,25 @@ def _fmt(v) -> str:
     return f"{v:d}" if isinstance(v, int) else f"{v:.4g}"
 
 
-def _svg_curves(csv_path: Path, width: int = 380, height: int = 160) -> str:
-    """Per-epoch training curves, one normalised polyline per loss-like column."""
-    rows = list(csv.DictReader(csv_path.open()))
-    if not rows:
-        return ""
-    keys = [k for k in rows[0] if k not in ("epoch", "step", "epoch_time_s", "images_per_s")]
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-    epochs = [float(r["epoch"]) for r in rows]
-    x0, x1 = min(epochs), max(epochs) if max(epochs) > min(epochs) else min(epochs) + 1
-    lines, legend = [], []
-    for i, key in enumerate(keys[:6]):
-        ys = [float(r[key]) for r in rows]
-        lo, hi = min(ys), max(ys)
-        span = hi - lo if hi > lo else 1.0
-        pts = " ".join(f"{10 + (e - x0) / (x1 - x0) * (width - 20):.1f},{height - 20 - (y - lo) / span * (height - 40):.1f}"
-                       for e, y in zip(epochs, ys, strict=True))
-        c = colours[i % len(colours)]
-        lines.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>')
-        legend.append(f'<tspan fill="{c}">{html.escape(key)} {lo:.3g}&ndash;{hi:.3g}</tspan> ')
-    return (f'<svg width="{width}" height="{height + 20}" xmlns="http://www.w3.org/2000/svg">'
-            f'<rect width="100%" height="{height}" fill="#fafafa" stroke="#ccc"/>{"".join(lines)}'
-            f'<text x="4" y="{height + 14}" font-size="11">{"".join(legend)}</text></svg>')
+def _curves(csv_path: Path, model: str) -> str:
+    """The training curves of `model` (components.evaluation.curves) as an embedded PNG."""
+    import tempfile
+
+    from components.evaluation.curves import draw
+
+    with tempfile.TemporaryDirectory() as d:
+        png = draw(csv_path, Path(d) / "curves.png", f"{model}: quality and losses over training")
+        return f'<img src="{_img(png)}" alt="{model} training curves" class="curves">' if png else ""
+
+
+# The targets a sampling family must meet to count as learned at this budget (issue "Learning made visible")
+LEARNED = {"precision": 0.5, "recall": 0.5, "cond_accuracy": 0.9, "translation_target_rate": 0.7}
+
+
+def shortfall(m: dict) -> str | None:
+    """Why a model's metrics say it did not learn at this budget (None when it meets every target it has)."""
+    misses = [f"{k} {m[k]:.2f} < {t}" for k, t in LEARNED.items() if isinstance(m.get(k), (int, float)) and m[k] < t]
+    return "; ".join(misses) or None
 
 
 def _plain(v) -> str:
@@ -115,11 +113,13 @@ def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
     for m in models:
         cells = []
         for c in cols:
-            best = _best([metrics[x].get(c) for x in models], COLUMNS[c][1])
+            best = _best([metrics[x].get(c) for x in models if not shortfall(metrics[x])], COLUMNS[c][1])  # not ranked: missed
             v = metrics[m].get(c)
             cls = ' class="best"' if best is not None and v == best else ""
             cells.append(f"<td{cls}>{_fmt(v)}</td>")
-        body.append(f'<tr><td class="name"><a href="#{m}">{m}</a></td>{"".join(cells)}</tr>')
+        miss = shortfall(metrics[m])
+        flag = f'<br><span class="miss">did not learn at this budget: {html.escape(miss)}</span>' if miss else ""
+        body.append(f'<tr><td class="name"><a href="#{m}">{m}</a>{flag}</td>{"".join(cells)}</tr>')
     proto = next(iter(metrics.values()))["protocol"] if metrics else {}
     sections = []
     for m in models:
@@ -131,7 +131,8 @@ def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
                 figs.append(f'<figure><img src="{_img(p)}" alt="{m} {f}"><figcaption>{caption}</figcaption></figure>')
         curves = root / f"plots/train/{m}.csv"
         if curves.is_file():
-            figs.append(f"<figure>{_svg_curves(curves)}<figcaption>training curves (each scaled to its range)</figcaption></figure>")
+            figs.append(f"<figure>{_curves(curves, m)}<figcaption>per-epoch quality on a fixed validation sample "
+                        "(dashed: real data at the same N) and the training losses</figcaption></figure>")
         notes = {k: metrics[m].get(k, metrics[m]["protocol"].get(k)) for k in PER_MODEL_PROTOCOL}
         notes.update({"per-class FID": metrics[m].get("fid_per_class"), "code -> class": metrics[m].get("code_to_class"),
                       "code-factor |r|": metrics[m].get("code_factor_corr")})

@@ -63,7 +63,8 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
                                     after the best one-to-one code -> class matching;
       <objective>                   validation NLL or -ELBO in nats (likelihood families; the tuning objective);
       q_target_rate, q_cycle_l1     translation: share of translations put in the target class, cycle L1.
-    Names start with q_ (or are the family's val_ objective) so curves and losses stay apart."""
+    q_floor_* hold the same measures with real test images in place of the samples (the real-data floor at
+    this N). Names start with q_ (or are the family's val_ objective) so curves and losses stay apart."""
     caps = family.capabilities
     images, labels = read_split(data_dir, spec, "val", limit=n)
     net = None
@@ -92,13 +93,19 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
         from components.evaluation.sample_metrics import fid, precision_recall
         from components.evaluation.sampling import generate
 
-        f_val, _ = embed(net, images)
+        f_val, val_pred = embed(net, images)
         y = torch.arange(len(images)) % spec.num_classes if caps.labels else None  # balanced requests
+        # the real-data floor at the same N: the first n test images in place of the samples
+        f_test, _ = embed(net, read_split(data_dir, spec, "test", limit=len(images))[0])
+        p, r = precision_recall(f_val, f_test, k=k)
+        floor = {"q_floor_fid": fid(f_val, f_test), "q_floor_precision": p, "q_floor_recall": r}
+        if y is not None:
+            floor["q_floor_cond_accuracy"] = float((val_pred == torch.from_numpy(labels).long()).float().mean())
 
         def samples(model) -> dict[str, float]:
             f_fake, pred = embed(net, generate(model, len(images), seed, labels=y))
             p, r = precision_recall(f_val, f_fake, k=k)
-            out = {"q_fid": fid(f_val, f_fake), "q_precision": p, "q_recall": r}
+            out = {"q_fid": fid(f_val, f_fake), "q_precision": p, "q_recall": r, **floor}
             if y is not None:
                 out["q_cond_accuracy"] = float((pred == y).float().mean())
             return out

@@ -226,14 +226,45 @@ def test_report_marks_the_best_value_per_column(evaluated):
 
     params, summary, out = evaluated
     (params.root / "metrics").mkdir(exist_ok=True)
-    for name, m in out.items():
-        (params.root / f"metrics/{name}.json").write_text(json.dumps(m))
+    for name, m in out.items():  # as if both had learned: precision and recall at their targets
+        (params.root / f"metrics/{name}.json").write_text(json.dumps({**m, "precision": 0.9, "recall": 0.8}))
     page = build_report(params.root, ["vae", "dcgan"], summary)
-    assert page.count('class="best"') >= 5
+    assert page.count('class="best"') >= 5 and "did not learn" not in page
     assert page.count("data:image/png;base64,") >= 7, "figures are embedded"
     assert "-IWAE (nats)" in page and summary["feature_net_sha256"][:16] in page
     best_fid = min(out["vae"]["fid"], out["dcgan"]["fid"])
     assert f'<td class="best">{best_fid:.4g}</td>' in page
+
+
+def test_report_says_which_model_did_not_learn_and_does_not_rank_it(evaluated):
+    from components.evaluation.report import build_report
+
+    params, summary, out = evaluated
+    (params.root / "metrics").mkdir(exist_ok=True)
+    (params.root / "metrics/vae.json").write_text(json.dumps({**out["vae"], "precision": 0.9, "recall": 0.8}))
+    (params.root / "metrics/dcgan.json").write_text(json.dumps({**out["dcgan"], "precision": 0.1, "recall": 0.6,
+                                                                 "fid": 0.001}))
+    page = build_report(params.root, ["vae", "dcgan"], summary)
+    assert "did not learn at this budget: precision 0.10 &lt; 0.5" in page
+    assert '<td class="best">0.001</td>' not in page, "a model that did not learn is not ranked"
+
+
+def test_report_draws_the_quality_curve_with_axes(evaluated, tmp_path):
+    from components.evaluation.curves import draw, panels, read_history
+    from pipelines.train import write_history
+
+    history = [{"epoch": e, "images_seen": 1000 * e, "loss_D": 1.0 / e, "q_fid": 50.0 / e, "q_precision": 0.2 * e,
+                "q_recall": 0.25 * e, "q_floor_fid": 0.5, "q_floor_precision": 0.95, "q_floor_recall": 0.96,
+                "validate_time_s": 0.1} for e in (1, 2, 3)]
+    write_history(tmp_path / "dcgan.csv", history)
+    ps = panels(read_history(tmp_path / "dcgan.csv"))
+    assert set(ps) == {"fid", "pr", "losses"} and ps["fid"]["floors"] == {"real data (FID)": 0.5}
+    assert ps["pr"]["lines"]["precision"] == ([1000, 2000, 3000], [0.2, 0.4, 0.6000000000000001])
+    assert ps["losses"]["lines"] == {"loss_D": ([1000, 2000, 3000], [1.0, 0.5, 1 / 3])}
+    png = draw(tmp_path / "dcgan.csv", tmp_path / "curves.png", "dcgan")
+    from PIL import Image
+
+    assert Image.open(png).size[0] > 600, "three panels side by side"
 
 
 class _RunsCode:
