@@ -127,13 +127,15 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         names = caps.likelihood_metrics()
         y = labels if caps.likelihood_given_labels else None
         log(f"[evaluate {name}] test likelihood: {', '.join(names.values())}")
-        single = test_bound(model, images, labels=y, seed=cfg.seed)
+        from components.evaluation.likelihood import content_dims
+
+        single = test_bound(model, images, labels=y, seed=cfg.seed, dims=content_dims(spec))
         key = names["single"].removesuffix("_nats")
         metrics.update({f"{key}_nats": single["nats"], f"{key}_bits_per_dim": single["bits_per_dim"]})
         if "importance" in names and cfg.iw_samples > 1:
             m = cfg.iw_max_images or len(images)
             iw = test_bound(model, images[:m], labels=None if y is None else y[:m], n_samples=cfg.iw_samples,
-                            seed=cfg.seed, batch_size=100)
+                            seed=cfg.seed, batch_size=100, dims=content_dims(spec))
             key = names["importance"].removesuffix("_nats")
             metrics.update({f"{key}_nats": iw["nats"], f"{key}_bits_per_dim": iw["bits_per_dim"], "iwae_images": iw["n"]})
     if caps.labels:

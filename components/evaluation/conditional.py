@@ -7,14 +7,12 @@
   against the test images of class k; the mean over classes is reported with each class's value.
 - InfoGAN code metrics (Chen et al. 2016 assess codes by eye; we measure them on data with known factors):
   Q's categorical prediction on test images against the class label, as accuracy after the best
-  code-to-class matching (a permutation when there are as many codes as classes, else each code is mapped
-  to its majority class); and for each continuous code the absolute Pearson correlation of Q's mean with
-  every ground-truth factor (dSprites: scale, orientation, pos_x, pos_y), with the best-matching factor.
+  one-to-one code-to-class matching (Hungarian algorithm); and for each continuous code the absolute Pearson
+  correlation of Q's mean with every ground-truth factor (dSprites: scale, orientation, pos_x, pos_y), with
+  the best-matching factor; orientation is circular and enters as a phase (`circular_corr`).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import torch
@@ -54,16 +52,34 @@ def conditional_metrics(model, net, real_features: torch.Tensor, real_labels: to
 
 
 def matched_accuracy(codes: np.ndarray, labels: np.ndarray, k_codes: int, k_classes: int) -> tuple[float, list[int]]:
-    """Accuracy of predicted codes against labels after the best code -> class mapping, and the mapping."""
+    """Accuracy of predicted codes against labels after the best one-to-one code -> class matching (the
+    Hungarian algorithm, Kuhn 1955, via scipy's linear_sum_assignment, for any number of codes and classes;
+    with more codes than classes the unmatched codes count as wrong) and the mapping (-1: unmatched)."""
+    from scipy.optimize import linear_sum_assignment
+
     counts = np.zeros((k_codes, k_classes), dtype=np.int64)
     np.add.at(counts, (codes, labels), 1)
-    if k_codes == k_classes and k_codes <= 8:
-        best = max(itertools.permutations(range(k_classes)), key=lambda p: sum(counts[c, p[c]] for c in range(k_codes)))
-        mapping = list(best)
-    else:
-        mapping = counts.argmax(1).tolist()  # many-to-one: each code to its majority class
-    correct = sum(counts[c, mapping[c]] for c in range(k_codes))
-    return float(correct / max(len(labels), 1)), [int(m) for m in mapping]
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    mapping = [-1] * k_codes
+    for r, c in zip(rows, cols, strict=True):
+        mapping[int(r)] = int(c)
+    correct = int(counts[rows, cols].sum())
+    return float(correct / max(len(labels), 1)), mapping
+
+
+# Symmetry period of each dSprites shape (square 90 degrees, ellipse 180, heart 360) in orientation steps of 40
+PERIOD_STEPS = {0: 10, 1: 20, 2: 40}
+
+
+def circular_corr(code: np.ndarray, orientation: np.ndarray, shape: np.ndarray | None, steps: int = 40) -> float:
+    """|Pearson r| of a continuous code with the orientation read as a phase: the angle modulo each shape's
+    symmetry period (a square turned by 90 degrees is the same image), scaled to [0, 1), with the wrap point
+    chosen to maximise |r| (a code that grows with the angle and wraps once per period scores 1)."""
+    period = np.array([PERIOD_STEPS.get(int(s), steps) for s in shape]) if shape is not None else np.full(len(code), steps)
+    phase = (orientation % period) / period
+    if code.std() == 0:
+        return 0.0
+    return float(max(abs(np.corrcoef(code, (phase - shift) % 1.0)[0, 1]) for shift in np.linspace(0, 1, 36, endpoint=False)))
 
 
 def code_metrics(model, images: np.ndarray, labels: np.ndarray, factors: dict[str, np.ndarray],
@@ -82,7 +98,8 @@ def code_metrics(model, images: np.ndarray, labels: np.ndarray, factors: dict[st
     continuous = {k: v for k, v in factors.items() if k != "shape" and len(np.unique(v)) > 1}
     best = []
     for j in range(means.shape[1]):
-        corr = {f: float(abs(np.corrcoef(means[:, j], v)[0, 1])) if means[:, j].std() > 0 else 0.0
+        corr = {f: (circular_corr(means[:, j], v, factors.get("shape")) if f == "orientation" else
+                    float(abs(np.corrcoef(means[:, j], v)[0, 1])) if means[:, j].std() > 0 else 0.0)
                 for f, v in continuous.items()}
         out["code_factor_corr"][f"c{j + 1}"] = corr
         if corr:

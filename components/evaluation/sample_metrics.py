@@ -41,10 +41,11 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """(mean, std) of KID over `subsets` random subsets of min(subset_size, n) features."""
+    """(mean, std) of KID (Binkowski et al. 2018) over `subsets` random subsets of min(subset_size, n // 2)
+    features: a subset of the whole set would be the same set every time, and the std exactly 0."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    size = min(subset_size, len(real), len(fake))
+    size = max(2, min(subset_size, len(real) // 2, len(fake) // 2))
     metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)

@@ -198,8 +198,57 @@ def test_code_matching_finds_the_best_permutation():
     assert matched_accuracy(np.array([2, 2, 0, 0, 1, 1]), labels, 3, 3) == (1.0, [1, 2, 0])
     acc, mapping = matched_accuracy(np.array([0, 0, 0, 0, 1, 1]), labels, 3, 3)
     assert acc == pytest.approx(4 / 6)
-    acc, _ = matched_accuracy(np.array([0, 1, 2, 3, 4, 4]), labels, 5, 3)  # more codes than classes: many-to-one
-    assert acc == 1.0
+    acc, mapping = matched_accuracy(np.array([0, 1, 2, 3, 4, 4]), labels, 5, 3)  # more codes than classes:
+    assert acc == pytest.approx(4 / 6) and sorted(m for m in mapping if m >= 0) == [0, 1, 2]  # still one-to-one
+
+
+def test_code_matching_is_one_to_one_for_ten_codes():
+    """K = 10: two codes that both predict class 0 best may not both map to it (a many-to-one majority map
+    would score 1.0 here, the audit's inflated InfoGAN figure on 10-class data)."""
+    import numpy as np
+
+    from components.evaluation.conditional import matched_accuracy
+
+    labels = np.repeat(np.arange(10), 10)  # 100 images, 10 per class
+    codes = labels.copy()
+    codes[labels == 1] = 0  # code 0 is read for classes 0 and 1; code 1 never appears
+    acc, mapping = matched_accuracy(codes, labels, 10, 10)
+    assert acc == pytest.approx(0.9) and len(set(mapping)) == 10
+
+
+def test_kid_std_over_subsets_is_positive_for_small_sets():
+    from components.evaluation.sample_metrics import kid
+
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(400, 16, generator=g), torch.randn(400, 16, generator=g) + 0.3
+    mean, std = kid(real, fake)
+    assert mean > 0 and std > 0, "subsets of the whole set would all be the set itself"
+
+
+def test_circular_orientation_code_scores_one():
+    import numpy as np
+
+    from components.evaluation.conditional import circular_corr
+
+    rng = np.random.default_rng(0)
+    orientation, shape = rng.integers(0, 40, 2000), rng.integers(0, 3, 2000)
+    period = np.array([10, 20, 40])[shape]
+    perfect = ((orientation % period) / period + 0.3) % 1.0  # grows with the angle, wraps once per symmetry period
+    assert circular_corr(perfect, orientation, shape) > 0.99
+    assert abs(np.corrcoef(perfect, orientation)[0, 1]) < 0.9, "a straight line through the angle scores it low"
+    assert circular_corr(rng.random(2000), orientation, shape) < 0.1
+
+
+def test_bits_per_dim_of_padded_mnist_counts_its_784_real_pixels():
+    from components.data.shards import DatasetSpec
+    from components.evaluation.likelihood import content_dims
+
+    def spec(name, res=32, ch=1):
+        return DatasetSpec(name, res, ch, ["0"], False, {}, {})
+
+    assert content_dims(spec("mnist")) == 784 and content_dims(spec("fashion_mnist")) == 784
+    assert content_dims(spec("dsprites")) == 1024 and content_dims(spec("cifar10", ch=3)) == 3072
+    assert content_dims(spec("mnist", res=64)) == 4096, "resampled, not padded: every pixel carries data"
 
 
 def test_feature_gate_stops_featurize_with_the_reason(tiny_project, tmp_path):

@@ -1,0 +1,86 @@
+"""Named run: one family's quality curve at laptop scale, in one process (no Ray, no MLflow), with params
+overrides, so settings can be compared side by side before they go into params.yaml.
+
+    uv run python bench/learn.py wgan_gp --epochs 6 --set lr=0.0002 n_critic=2 [--threads 2] [--images 12000]
+
+Needs the prepared data and the feature classifier (`dvc repro featurize`). Prints a line per epoch (images
+seen, wall seconds, the family's quality keys) and appends a JSON line to bench/results/learn.jsonl.
+The gradient of a 2-worker DDP step of batch b equals one step of batch 2b here (batch norm statistics aside),
+so --batch-scale 2 (the default) matches the main job's 2 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--set", nargs="*", default=[], help="key=value overrides of models.<model>")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-scale", type=int, default=2, help="workers the run stands for (batch x this)")
+    ap.add_argument("--quality-images", type=int, default=500)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+
+    import torch
+    import yaml
+
+    from components.config import load_config
+    from components.data import ShardStream, load_spec
+    from components.evaluation.validation import make_quality
+    from components.models import MODELS, build
+    from components.training.loop import LoopConfig, train
+
+    torch.set_num_threads(args.threads)
+    params = load_config(REPO / "params.yaml")
+    cfg = params.model_config_for(args.model).model_dump()
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        cfg[k] = yaml.safe_load(v)
+    if args.epochs:
+        cfg["epochs"] = args.epochs
+    data = params.path(params.data.out_dir)
+    spec = load_spec(data)
+    family = MODELS[args.model]
+    torch.manual_seed(params.train.seed)
+    upstream = None
+    if family.needs:
+        from components.models.io import load_exported
+
+        upstream = {m: load_exported(params.path(f"models/{m}/model.pt"))[1] for m in family.needs}
+    model = build(args.model, cfg, spec, upstream)
+    stream = ShardStream(data, spec, "train", cfg["batch_size"] * args.batch_scale, 0, 1, params.train.seed)
+    quality = make_quality(family, data, spec, str(params.path("features/classifier.pt")), args.quality_images,
+                           params.evaluate.seed, params.evaluate.pr_k)
+    t0 = time.perf_counter()
+
+    class Print:
+        def on_progress(self, *a):
+            pass
+
+        def on_epoch_end(self, epoch, metrics, history, state):
+            keep = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("q_", "val_")) and "floor" not in k}
+            print(f"[{args.model}{args.tag}] epoch {epoch + 1} images {metrics['images_seen']} "
+                  f"wall {time.perf_counter() - t0:.0f}s {keep}", flush=True)
+
+    history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], seed=params.train.seed, log_every=10**9,
+                                                    validate=quality), Print())
+    out = REPO / "bench/results/learn.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as f:
+        f.write(json.dumps({"model": args.model, "set": args.set, "tag": args.tag, "config": cfg,
+                            "wall_s": time.perf_counter() - t0, "history": history}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
