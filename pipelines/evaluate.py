@@ -21,11 +21,6 @@ CODE = Path(__file__).resolve().parent.parent  # the checkout whose code evaluat
 CODE_FILES = ("pipelines/evaluate.py", "pipelines/_stage.py", "components/config.py", "components/data/shards.py",
               "components/models/{name}.py", "components/models/base.py", "components/models/layers.py",
               "components/models/losses.py", "components/models/common.py", "components/models/io.py")
-KEYS = ("fid", "kid", "precision", "recall", "classes_covered", "memorization_fraction", "test_elbo_nats",
-        "test_iwae_nats", "test_iwae_bits_per_dim", "test_elbo_given_y_nats", "test_iwae_given_y_nats",
-        "test_nll_nats", "test_nll_given_y_nats", "cond_accuracy", "fid_per_class_mean", "code_accuracy",
-        "code_factor_corr_best_mean", "codebook_perplexity", "codebook_dead_codes", "translation_fid",
-        "translation_target_rate", "cycle_l1")
 
 
 def _sha256(path: Path, cache: dict) -> str:
@@ -108,7 +103,7 @@ def main() -> None:
     if not args.model:  # the stage's output folders hold the models of pipeline.models, no others
         for folder, suffix in (("metrics", ".json"), ("evaluation", "")):
             for f in params.path(folder).iterdir() if params.path(folder).is_dir() else []:
-                if not f.name.startswith(".") and f.name.removesuffix(suffix) not in names:
+                if not f.name.startswith(".") and f.name.removesuffix(suffix) not in [*names, "real"]:
                     shutil.rmtree(f) if f.is_dir() else f.unlink()
     cache: dict = {}
     todo = {}
@@ -121,17 +116,33 @@ def main() -> None:
                   f"metrics/{name}.json was computed from)")
         else:
             todo[name] = now
-    if not todo:
+    if not todo and params.path("metrics/real.json").is_file():
         return
     from components.evaluation import import_libraries
 
     import_libraries()  # start-up, not work
     import components.tracking  # noqa: F401 - MLflow too
+    from components.evaluation.registry import METRICS
     for name, now in todo.items():
         with _stage.part(f"evaluate@{name}") if not args.model else contextlib.nullcontext():
             metrics = evaluate_one(params, name, now)
-        shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in KEYS if metrics.get(k) is not None)
+        shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in METRICS if isinstance(metrics.get(k), (int, float)))
         print(f"evaluated {name}: {shown}; figures in evaluation/{name}/", flush=True)
+    write_reference(params, names)
+
+
+def write_reference(params, names: list[str]) -> None:
+    """metrics/real.json: the real-data reference row at every N the models were evaluated at."""
+    from components.evaluation.reference import reference_metrics
+
+    sizes = {json.loads(params.path(f"metrics/{m}.json").read_text()).get("protocol", {}).get("n_fake")
+             for m in names if params.path(f"metrics/{m}.json").is_file()}
+    sizes = sorted(s for s in sizes if isinstance(s, int)) or [params.evaluate.n_samples]
+    with _stage.work():
+        real = reference_metrics(params, params.path("features"), sizes)
+    _stage.write_json(params.path("metrics/real.json"), real)
+    shown = ", ".join(f"{k} {real[k]:.4g}" for k in ("fid", "precision", "recall") if k in real)
+    print(f"real-data reference (val vs test, N = {real['protocol']['n_real']}): {shown}", flush=True)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         from components.evaluation.conditional import conditional_metrics
 
         per_class = max(2, n // spec.num_classes)
-        log(f"[evaluate {name}] conditional accuracy and per-class FID ({per_class} samples per class)")
+        log(f"[evaluate {name}] conditional accuracy and per-class KID ({per_class} samples per class)")
         metrics.update(conditional_metrics(model, net, cached["test"]["features"], cached["test"]["labels"],
                                            spec.num_classes, per_class, cfg.seed))
     if caps.codes:
@@ -183,7 +183,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         "likelihood": getattr(model, "likelihood", None),
         "likelihood_metrics": (f"{caps.likelihood}: {', '.join(caps.likelihood_metrics().values())}"
                    + (f" (importance samples {cfg.iw_samples})" if caps.likelihood == "bound" else "")) if caps.likelihood else None,
-        "conditioning": ("sample metrics on samples for the test split's labels; conditional accuracy and per-class FID "
+        "conditioning": ("sample metrics on samples for the test split's labels; conditional accuracy and per-class KID "
                          "on n/K samples generated per class, against each class's test images") if caps.labels else None,
         "codes": ("Q's categorical code on test images vs the class label after the best code-to-class matching; "
                   "|Pearson r| of each continuous code with every factor") if caps.codes else None,
@@ -192,7 +192,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         "versions": _versions(),
     }
     nested = ("model", "protocol", "sample_class_histogram", "data_class_histogram", "fid_inception_note", "primary_metric",
-              "fid_per_class", "code_to_class", "code_factor_corr")
+              "kid_per_class", "code_to_class", "code_factor_corr")
     if not all(isinstance(v, (int, float)) or v is None for k, v in metrics.items()
                if k not in nested and not k.endswith("_best_factor")):
         raise EvaluationError(f"evaluate {name}: a metric is not a number")

@@ -11,47 +11,15 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-# column -> (label, True if higher is better)
-COLUMNS = {
-    "fid": ("FID (features)", False),
-    "kid": ("KID", False),
-    "precision": ("precision", True),
-    "recall": ("recall", True),
-    "classes_covered": ("classes covered", True),
-    "class_kl": ("class KL", False),
-    "memorization_fraction": ("memorized", False),
-    "fid_inception": ("FID (Inception)", False),
-    "test_elbo_nats": ("-ELBO (nats)", False),
-    "test_iwae_nats": ("-IWAE (nats)", False),
-    "test_iwae_bits_per_dim": ("-IWAE (bits/dim)", False),
-    "test_elbo_given_y_nats": ("-ELBO given y (nats)", False),
-    "test_iwae_given_y_nats": ("-IWAE given y (nats)", False),
-    "test_nll_nats": ("NLL (nats)", False),
-    "test_nll_bits_per_dim": ("NLL (bits/dim)", False),
-    "test_nll_given_y_nats": ("NLL given y (nats)", False),
-    "test_nll_given_y_bits_per_dim": ("NLL given y (bits/dim)", False),
-    "cond_accuracy": ("conditional accuracy", True),
-    "fid_per_class_mean": ("per-class FID (mean)", False),
-    "code_accuracy": ("InfoGAN code accuracy", True),
-    "code_factor_corr_best_mean": ("code-factor |r| (mean best)", True),
-    "codebook_perplexity": ("codebook perplexity", True),
-    "codebook_dead_codes": ("dead codes", False),
-    "translation_fid": ("translation FID (mean a2b, b2a)", False),
-    "translation_target_rate": ("translated into target class", True),
-    "factor_error_pos_x": ("pos_x error (grid steps)", False),
-    "factor_error_pos_y": ("pos_y error (grid steps)", False),
-    "factor_error_scale": ("scale error (grid steps)", False),
-    "factor_error_orientation_deg": ("orientation error (deg, mod 90)", False),
-    "cycle_l1": ("cycle L1", False),
-}
 FIGURES = ("samples", "translations", "class_grid", "interpolation", "code_traversal", "nearest_neighbours", "reconstructions", "traversal")
 CAPTIONS = {"class_grid": "class grid: one row per class, the same noise in every row",
             "code_traversal": "code traversal: rows = categorical code, columns = a continuous code from -1 to 1",
             "translations": "rows of 8: source, translation, cycled back; a2b blocks first, then b2a"}
 PER_MODEL_PROTOCOL = ("primary_metric", "likelihood", "likelihood_metrics", "conditioning", "codes", "codebook",
                       "translation")
-CSS = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+CSS = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1300px;color:#222}
+.wrap{overflow-x:auto;max-width:100%}tr.ref td{background:#eef3fb;font-style:italic}.proto{color:#555;font-size:.8rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f3f3f3}td.best{background:#d9f2d9;font-weight:bold}td.name{text-align:left}
 .figs{display:flex;flex-wrap:wrap;gap:1rem}.figs figure{margin:0}.figs img{max-width:380px;image-rendering:pixelated}
 figcaption{font-size:.85rem;color:#555}code{font-size:.85rem}.miss{color:#b00;font-size:.8rem}
@@ -105,21 +73,56 @@ def _best(values: list, higher: bool):
     return max(finite) if higher else min(finite)
 
 
-def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
-    metrics = {m: json.loads((root / f"metrics/{m}.json").read_text()) for m in models}
-    cols = [c for c in COLUMNS if any(metrics[m].get(c) is not None for m in models)]
-    head = "".join(f"<th>{COLUMNS[c][0]}</th>" for c in cols)
+def _table(group: str, rows: dict[str, dict], real: dict | None) -> str:
+    """One table of the report: the metrics of `group` (registry), a row per model that has any of them, the
+    real-data reference first; a cell is marked best only among rows of the same protocol (N, k, feature
+    network, split) and of models that learned, and a row at another protocol says which N it used."""
+    from components.evaluation.registry import METRICS, label, protocol_key
+
+    keys = [k for k, m in METRICS.items() if m.group == group and any(r.get(k) is not None for r in rows.values())]
+    if not keys:
+        return ""
+    shown = {m: r for m, r in rows.items() if any(r.get(k) is not None for k in keys)}
+    ref = real if real is not None and group == "samples" else None
+    head = "".join(f"<th>{html.escape(label(k))}</th>" for k in keys)
     body = []
-    for m in models:
+    if ref is not None:
+        cells = "".join(f"<td>{_fmt(ref.get(k))}</td>" for k in keys)
+        n = ref.get("protocol", {}).get("n_real")
+        body.append(f'<tr class="ref"><td class="name">real data ({html.escape(str(ref.get("protocol", {}).get("reference_split", "val")))} vs test, N = {n})</td>{cells}</tr>')
+    ranked = {m: r for m, r in shown.items() if not shortfall(r)}
+    for m, r in shown.items():
         cells = []
-        for c in cols:
-            best = _best([metrics[x].get(c) for x in models if not shortfall(metrics[x])], COLUMNS[c][1])  # not ranked: missed
-            v = metrics[m].get(c)
+        for k in keys:
+            peers = [x.get(k) for x in ranked.values() if protocol_key(k, x) == protocol_key(k, r)]
+            best = _best(peers, METRICS[k].higher) if m in ranked else None
+            v = r.get(k)
             cls = ' class="best"' if best is not None and v == best else ""
             cells.append(f"<td{cls}>{_fmt(v)}</td>")
-        miss = shortfall(metrics[m])
-        flag = f'<br><span class="miss">did not learn at this budget: {html.escape(miss)}</span>' if miss else ""
+        notes = []
+        miss = shortfall(r)
+        if miss:
+            notes.append(f'<span class="miss">did not learn at this budget: {html.escape(miss)}</span>')
+        n = r.get("protocol", {}).get("n_fake")
+        if group == "samples" and ref is not None and n is not None and n != ref.get("protocol", {}).get("n_real"):
+            floor = (real or {}).get("by_n", {}).get(str(n), {})
+            notes.append(f'<span class="proto">N = {n}: ranked only against rows at N = {n}'
+                         + (f"; real data at this N: FID {_fmt(floor.get('fid'))}, precision {_fmt(floor.get('precision'))}, "
+                            f"recall {_fmt(floor.get('recall'))}" if floor else "") + "</span>")
+        flag = "<br>" + "<br>".join(notes) if notes else ""
         body.append(f'<tr><td class="name"><a href="#{m}">{m}</a>{flag}</td>{"".join(cells)}</tr>')
+    from components.evaluation.registry import GROUPS
+
+    return (f'<h3>{GROUPS[group]}</h3><div class="wrap"><table><tr><th>model</th>{head}</tr>{"".join(body)}</table></div>')
+
+
+def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
+    metrics = {m: json.loads((root / f"metrics/{m}.json").read_text()) for m in models}
+    real_file = root / "metrics/real.json"
+    real = json.loads(real_file.read_text()) if real_file.is_file() else None
+    from components.evaluation.registry import GROUPS
+
+    tables = "".join(_table(g, metrics, real) for g in GROUPS)
     proto = next(iter(metrics.values()))["protocol"] if metrics else {}
     sections = []
     for m in models:
@@ -134,7 +137,7 @@ def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
             figs.append(f"<figure>{_curves(curves, m)}<figcaption>per-epoch quality on a fixed validation sample "
                         "(dashed: real data at the same N) and the training losses</figcaption></figure>")
         notes = {k: metrics[m].get(k, metrics[m]["protocol"].get(k)) for k in PER_MODEL_PROTOCOL}
-        notes.update({"per-class FID": metrics[m].get("fid_per_class"), "code -> class": metrics[m].get("code_to_class"),
+        notes.update({"per-class KID": metrics[m].get("kid_per_class"), "code -> class": metrics[m].get("code_to_class"),
                       "code-factor |r|": metrics[m].get("code_factor_corr")})
         lines = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(_plain(v))}</li>" for k, v in notes.items() if v)
         sections.append(f'<h2 id="{m}">{m}</h2><ul>{lines}</ul><div class="figs">{"".join(figs)}</div>')
@@ -142,13 +145,27 @@ def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
     if featurize:
         feat = (f"<p>Feature network: held-out accuracy <b>{featurize['test_accuracy']:.4f}</b> "
                 f"(gate {featurize['min_accuracy']}), weights sha256 <code>{featurize['feature_net_sha256'][:16]}</code></p>")
-    proto_rows = "".join(f"<tr><th>{html.escape(k)}</th><td class='name'>{html.escape(str(v))}</td></tr>"
-                         for k, v in proto.items() if k not in PER_MODEL_PROTOCOL)
+    protos = {m: {k: v for k, v in metrics[m].get("protocol", {}).items() if k not in PER_MODEL_PROTOCOL}
+              for m in models}
+    fields = sorted({k for p in protos.values() for k in p}, key=lambda k: list(proto).index(k) if k in proto else 99)
+    shared = {k: protos[models[0]].get(k) for k in fields
+              if models and all(str(p.get(k)) == str(protos[models[0]].get(k)) for p in protos.values())}
+    proto_rows = "".join(f"<tr><th>{html.escape(k)}</th><td class='name'>{html.escape(_plain(v))}</td></tr>"
+                         for k, v in shared.items())
+    differ = [k for k in fields if k not in shared]
+    per_model = ""
+    if differ:
+        rows = "".join(f"<tr><td class='name'>{m}</td>" + "".join(f"<td>{html.escape(_plain(protos[m].get(k, '')))}</td>"
+                                                               for k in differ) + "</tr>" for m in models)
+        per_model = (f"<p>Fields that differ between models, per model:</p><div class='wrap'><table><tr><th>model</th>"
+                     + "".join(f"<th>{html.escape(k)}</th>" for k in differ) + f"</tr>{rows}</table></div>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>GenZoo report</title><style>{CSS}</style></head>
 <body><h1>GenZoo report</h1>
 <p>{html.escape(proto.get("dataset", ""))}, {len(models)} models, generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
-Best value per column in green; sample metrics are computed in the pipeline's own feature space.</p>{feat}
-<table><tr><th>model</th>{head}</tr>{"".join(body)}</table>
+Best value per column in green, among rows of the same protocol (N, k, feature network, split) of models that
+learned; the real-data row is the floor a model can reach at that N. Sample metrics are computed in the
+pipeline's own feature space.</p>{feat}
+{tables}
 {"".join(sections)}
-<h2>Protocol</h2><p>Shared by every model (each model's own protocol lines are in its section).</p><table>{proto_rows}</table></body></html>
+<h2>Protocol</h2><p>Shared by every model (each model's own protocol lines are in its section).</p><div class="wrap"><table>{proto_rows}</table></div>{per_model}</body></html>
 """

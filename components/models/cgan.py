@@ -58,14 +58,16 @@ class CGAN(AdversarialModel):
         x, y = batch
         with torch.no_grad():
             fake = self._fake(y)
-        h_real = self.discriminator.features(x * 2 - 1)
-        l_real, l_fake = self.discriminator(None, y, h=h_real), self.discriminator(fake, y)
+        h_real, h_fake = self.discriminator.features(x * 2 - 1), self.discriminator.features(fake)
+        l_real, l_fake = self.discriminator(None, y, h=h_real), self.discriminator(None, y, h=h_fake)
         loss = losses.discriminator_loss(self.config.loss, l_real, l_fake)
         metrics = {"d_loss": loss.detach(), "d_real": l_real.mean().detach(), "d_fake": l_fake.mean().detach()}
-        if self.classifier is not None:  # AC-GAN: the class head learns the real images' labels
-            aux = F.cross_entropy(self.classifier(h_real), y)
-            loss = loss + self.config.aux_weight * aux
-            metrics["aux_real"] = aux.detach()
+        if self.classifier is not None:  # AC-GAN (Odena et al. 2017, eq. 2-3): D maximises L_S + L_C, where
+            # L_C = log P(C = c | X_real) + log P(C = c | X_fake): the class head learns real and generated images
+            aux_real = F.cross_entropy(self.classifier(h_real), y)
+            aux_fake = F.cross_entropy(self.classifier(h_fake), y)
+            loss = loss + self.config.aux_weight * (aux_real + aux_fake)
+            metrics["aux_real"], metrics["aux_fake_d"] = aux_real.detach(), aux_fake.detach()
         return loss, metrics
 
     def g_loss(self, batch):

@@ -87,8 +87,8 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     assert cvae["primary_metric"] == "test_iwae_given_y_nats" and out["vae"]["primary_metric"] == "test_iwae_nats"
     assert "test_elbo_nats" not in cgan and cgan["primary_metric"] == "fid"
     for m in (cvae, cgan):
-        assert 0 <= m["cond_accuracy"] <= 1 and set(m["fid_per_class"]) == {"0", "1", "2"}
-        assert m["fid_per_class_mean"] == pytest.approx(sum(m["fid_per_class"].values()) / 3)
+        assert 0 <= m["cond_accuracy"] <= 1 and set(m["kid_per_class"]) == {"0", "1", "2"}
+        assert m["kid_per_class_mean"] == pytest.approx(sum(m["kid_per_class"].values()) / 3)
         assert {"class_grid", "interpolation"} <= set(m["figures"]) and "conditional accuracy" in m["protocol"]["conditioning"]
     assert "cond_accuracy" not in out["dcgan"] and "cond_accuracy" not in infogan
     assert 1 / 3 - 1e-9 <= infogan["code_accuracy"] <= 1 and sorted(infogan["code_to_class"]) == [0, 1, 2]
@@ -100,10 +100,10 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     assert pixelcnn["test_nll_bits_per_dim"] == pytest.approx(pixelcnn["test_nll_nats"] / (32 * 32 * math.log(2)))
     assert not any("elbo" in k or "iwae" in k for k in pixelcnn) and "exact" in pixelcnn["protocol"]["likelihood_metrics"]
     assert pixelcnn["protocol"]["n_fake"] == 200 and set(pixelcnn["figures"]) == {"samples", "nearest_neighbours"}
-    from components.evaluation.report import COLUMNS
+    from components.evaluation.registry import METRICS
 
-    for name, m in out.items():  # the report has a column for what each model is promoted on
-        assert m["primary_metric"] in COLUMNS, name
+    for name, m in out.items():  # the registry (and so the report) has what each model is promoted on
+        assert m["primary_metric"] in METRICS, name
     cpixelcnn = out["cpixelcnn"]  # exact and conditional: an NLL given y, with the conditional metrics
     assert cpixelcnn["primary_metric"] == "test_nll_given_y_nats" and cpixelcnn["test_nll_given_y_nats"] > 0
     assert "test_nll_nats" not in cpixelcnn and 0 <= cpixelcnn["cond_accuracy"] <= 1
@@ -185,8 +185,8 @@ def test_conditional_accuracy_is_the_classifier_agreeing_with_the_requested_clas
     good = conditional_metrics(Oracle(), net, real_f, y, 3, 60, 0)
     deaf = conditional_metrics(Deaf(), net, real_f, y, 3, 60, 0)
     assert good["cond_accuracy"] == 1.0 and deaf["cond_accuracy"] == pytest.approx(1 / 3)
-    assert good["fid_per_class"]["0"] == pytest.approx(deaf["fid_per_class"]["0"])
-    assert good["fid_per_class_mean"] < deaf["fid_per_class_mean"]
+    assert good["kid_per_class"]["0"] == pytest.approx(deaf["kid_per_class"]["0"])
+    assert good["kid_per_class_mean"] < deaf["kid_per_class_mean"]
 
 
 def test_code_matching_finds_the_best_permutation():
@@ -338,3 +338,50 @@ def test_inception_weights_that_would_run_code_are_refused_unrun(tmp_path):
     with pytest.raises(DataError, match=r"evaluate.inception_weights=.*pt_inception.pth: not a plain state_dict of tensors; refused") as err:
         inception_fid(path, torch.zeros(2, 1, 32, 32, dtype=torch.uint8), fake)
     assert "\n" not in str(err.value) and not marker.exists(), "the payload never ran"
+
+
+def test_real_data_reference_row_at_every_n_in_use(evaluated):
+    from components.evaluation.reference import reference_metrics
+
+    params, _, out = evaluated
+    real = reference_metrics(params, params.root / "features", [256, 64])
+    assert real["protocol"]["n_real"] == real["protocol"]["n_fake"] == 256 and set(real["by_n"]) == {"256", "64"}
+    assert real["precision"] > 0.6 and real["recall"] > 0.6, "real images are on the real manifold"
+    assert real["fid"] < min(out[m]["fid"] for m in ("vae", "dcgan")), "no tiny model beats real data"
+    assert real["by_n"]["64"]["fid"] > real["by_n"]["256"]["fid"], "FID's small-N bias: the floor rises as N falls"
+
+
+def test_report_page_has_every_row_every_value_and_only_decodable_images(evaluated):
+    """The page as a reader gets it, without a browser: the reference row first, a row per model in the
+    tables of its metrics (CycleGAN in the translation table), no empty cell where a metric exists, no
+    ranking across N, and every embedded image decodes."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from components.evaluation.reference import reference_metrics
+    from components.evaluation.registry import METRICS
+    from components.evaluation.report import build_report
+
+    params, summary, out = evaluated
+    (params.root / "metrics").mkdir(exist_ok=True)
+    for name, m in out.items():
+        (params.root / f"metrics/{name}.json").write_text(json.dumps(m))
+    sizes = sorted({m["protocol"]["n_fake"] for m in out.values() if "n_fake" in m["protocol"]})
+    assert len(sizes) == 2, "pixelcnn's sampling budget gives it another N in the tiny project"
+    (params.root / "metrics/real.json").write_text(json.dumps(reference_metrics(params, params.root / "features", sizes)))
+    page = build_report(params.root, list(out), summary)
+    assert page.index("real data (train vs test, N = 256)") < page.index('href="#vae"'), "val has 128 < N images"
+    for name, m in out.items():
+        assert f'<a href="#{name}">{name}</a>' in page
+        for k in METRICS:
+            if isinstance(m.get(k), float):
+                assert f"{m[k]:.4g}" in page, f"{name}: {k} missing from the page"
+    assert "translated into target class" in page and "cycle L1 (per pixel)" in page
+    assert f"N = {sizes[0]}: ranked only against rows at N = {sizes[0]}" in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) > 20
+    for b64 in images:
+        Image.open(io.BytesIO(base64.b64decode(b64))).verify()
