@@ -6,8 +6,10 @@ with the least-squares adversarial loss (section 4, "Training details"; Mao et a
 loss (eq. 2) and the identity loss (section 5.2), Adam(2e-4, 0.5) and a learning rate that is constant,
 then decays linearly to zero (the paper's 100 + 100 epochs, here `decay_start` of the epochs).
 Generators are the paper's ResNet generator (c7s1-k, one stride-2 down, `res_blocks` residual blocks,
-one up, c7s1) sized for 32x32; discriminators are PatchGANs (three 4x4 convs, instance norm), whose
-output is a map of patch scores. The paper's history buffer of 50 generated images is left out.
+one up, c7s1) sized for 32x32; discriminators are PatchGANs (four 4x4 convs, instance norm), whose
+output is a map of patch scores. The discriminators see generated images through a history of the last
+`pool_size` (50) per domain (Shrivastava et al. 2017, as Zhu et al. use it): half of each batch's fakes are
+swapped for older ones, so D does not chase the generator's latest output.
 
 Domains come from the data (the contract's classes and, optionally, a transform): on dSprites, domain A
 is one shape and B another (`domain_a`, `domain_b`); prepare draws every placement (scale, orientation,
@@ -46,6 +48,7 @@ class CycleGANConfig(ModelConfig):
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     decay_start: float = Field(0.5, ge=0, le=1)  # fraction of the epochs at the full rate, then linear decay to 0
+    pool_size: int = Field(50, ge=0)  # history of generated images per domain the discriminators see; 0: none
     batch_size: int = Field(64, ge=1)
     epochs: int = Field(3, ge=1)
 
@@ -71,12 +74,38 @@ def resnet_generator(c: int, ch: int, blocks: int) -> nn.Sequential:
 
 
 def patch_discriminator(c: int, ch: int) -> nn.Sequential:
-    """PatchGAN: (B, C, H, W) -> (B, 1, H/4 - 2, W/4 - 2) patch scores (6x6 at 32x32, each seeing 22x22 pixels)."""
+    """PatchGAN: (B, C, H, W) -> (B, 1, H/4 - 2, W/4 - 2) patch scores (6x6 at 32x32); each score sees 34x34
+    pixels (four 4x4 kernels at strides 2, 2, 1, 1: 1 + 3 x (1 + 2 + 4 + 4) = 34)."""
     return nn.Sequential(
         nn.Conv2d(c, ch, 4, 2, 1), nn.LeakyReLU(0.2, True),
         nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.InstanceNorm2d(2 * ch), nn.LeakyReLU(0.2, True),
         nn.Conv2d(2 * ch, 4 * ch, 4, 1, 1), nn.InstanceNorm2d(4 * ch), nn.LeakyReLU(0.2, True),
         nn.Conv2d(4 * ch, 1, 4, 1, 1))
+
+
+class ImagePool:
+    """The last `size` generated images of one domain (Shrivastava et al. 2017): `query(fakes)` returns a batch
+    of the same size in which each image is, with probability 1/2 once the pool is full, an older fake (which
+    the new one replaces in the pool). Not part of the state_dict: a resumed run starts with an empty pool."""
+
+    def __init__(self, size: int):
+        self.size, self.images = size, []
+
+    def query(self, fakes: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return fakes
+        out = []
+        for img in fakes.detach():
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif torch.rand(()) < 0.5:
+                i = int(torch.randint(0, self.size, ()))
+                out.append(self.images[i])
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.stack(out) if out else fakes
 
 
 class CycleGAN(GenerativeModel):
@@ -92,6 +121,7 @@ class CycleGAN(GenerativeModel):
         self.g_ab, self.g_ba = resnet_generator(c, g, config.res_blocks), resnet_generator(c, g, config.res_blocks)
         self.d_a, self.d_b = patch_discriminator(c, d), patch_discriminator(c, d)
         self._fakes: tuple[torch.Tensor, ...] | None = None
+        self.pools = {"a": ImagePool(config.pool_size), "b": ImagePool(config.pool_size)}
 
     def _class(self, name: str, key: str) -> int | None:
         if name == "all":
@@ -173,6 +203,7 @@ class CycleGAN(GenerativeModel):
             if self._fakes is None:
                 return sum(p.sum() for p in disc_params) * 0, {}
             a, b, fake_a, fake_b = self._fakes
+            fake_a, fake_b = self.pools["a"].query(fake_a), self.pools["b"].query(fake_b)
             loss_a = discriminator_loss("least_squares", self.d_a(a * 2 - 1), self.d_a(fake_a * 2 - 1))
             loss_b = discriminator_loss("least_squares", self.d_b(b * 2 - 1), self.d_b(fake_b * 2 - 1))
             return loss_a + loss_b, {"d_a": loss_a.detach(), "d_b": loss_b.detach()}

@@ -63,3 +63,34 @@ def test_learning_rate_is_constant_then_decays_linearly():
 def test_bad_domains_name_the_key(extra, match):
     with pytest.raises(ValueError, match=match):
         tiny(**extra)
+
+
+def test_history_pool_returns_older_fakes_once_full():
+    """Shrivastava et al. 2017's history of 50 generated images: the first 50 pass through and are kept; after
+    that about half of each batch is swapped for stored images."""
+    from components.models.cyclegan import ImagePool
+
+    torch.manual_seed(0)
+    pool = ImagePool(50)
+    first = torch.rand(50, 1, 4, 4)
+    assert torch.equal(pool.query(first), first) and len(pool.images) == 50
+    new = torch.rand(200, 1, 4, 4) + 10  # distinguishable from the stored ones
+    out = pool.query(new)
+    swapped = (out != new).flatten(1).any(1).float().mean().item()
+    assert out.shape == new.shape and 0.4 < swapped < 0.6, swapped
+    assert (out[:50] < 5).flatten(1).all(1).any(), "the first swaps return images stored before this batch"
+    assert torch.equal(ImagePool(0).query(new), new), "pool_size 0: no history"
+
+
+def test_patch_discriminator_receptive_field_is_34_pixels():
+    """A score changes when a pixel inside its 34x34 window changes and never when one outside does."""
+    from components.models.cyclegan import patch_discriminator
+
+    torch.manual_seed(0)
+    d = patch_discriminator(1, 4)
+    d = nn.Sequential(*[nn.Identity() if isinstance(m, nn.InstanceNorm2d) else m for m in d])  # per-image statistics
+    # would couple every pixel to every score; the convolutions' window is what "receptive field" means
+    x = torch.rand(1, 1, 64, 64, requires_grad=True)
+    d(x)[0, 0, 5, 5].backward()
+    rows = x.grad[0, 0].abs().sum(1).nonzero().squeeze(1)
+    assert rows.max() - rows.min() + 1 == 34
