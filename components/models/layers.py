@@ -174,7 +174,14 @@ class ConvDiscriminator(nn.Module):
         self.trunk = nn.Sequential(*layers, nn.Flatten())  # (B, W, 4, 4) -> (B, 16 W)
         self.feature_dim = width * 16
         self.head = sn(nn.Linear(self.feature_dim, 1), spectral)
-        self.embed = sn(nn.Embedding(num_classes, self.feature_dim), spectral) if num_classes else None
+        self.embed = None
+        if num_classes:
+            embed = nn.Embedding(num_classes, self.feature_dim)
+            # Glorot-uniform, as Miyato & Koyama's code initialises the class embedding: torch's N(0, 1) rows make
+            # <embed(y), phi(x)> ~ sqrt(16 W) ~ 45 at init, a projection term that swamps psi(phi(x)) and saturates
+            # the hinge loss until the embedding shrinks (measured: D outputs +-40, the label ignored)
+            nn.init.xavier_uniform_(embed.weight)
+            self.embed = sn(embed, spectral)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
