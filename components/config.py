@@ -290,6 +290,42 @@ def apply_profile(raw: dict) -> dict:
     return _overlay(raw, overlay)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what a params file never needs and a reader cannot see: a key given twice in
+    one mapping (YAML would keep the last one silently) and anchors/aliases (an alias bomb expands
+    exponentially; DVC would then spend minutes on the same file)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"{self.name}:{mark.line + 1}: YAML aliases (*name) are not allowed in a params file; "
+                              "write the values out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{self.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} (first at line "
+                                  f"{seen[key] + 1}); keep one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def strict_yaml(path: Path):
+    """The YAML document in `path`, with duplicate keys and aliases refused (ConfigError naming the line)."""
+    text = path.read_text()
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data() or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    finally:
+        loader.dispose()
+
+
 def read_params(path: str | os.PathLike = "params.yaml") -> Params:
     """Read params.yaml and validate its sections, without the models' own sections or the model registry
     (which imports every family, and so torch): what a stage that does not build a model needs. Most stages
@@ -297,10 +333,7 @@ def read_params(path: str | os.PathLike = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    raw = strict_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of sections (data, train, models, ...)")
     raw = apply_profile(raw)

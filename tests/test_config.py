@@ -121,3 +121,24 @@ def test_gpu_profile_lays_large_batch_bf16_settings_over_the_defaults(tmp_path):
     assert (gpu.train.precision, gpu.train.compile, gpu.train.channels_last, gpu.train.use_gpu) == ("bf16", True, True, "yes")
     assert gpu.model_config_for("dcgan").batch_size > cpu.model_config_for("dcgan").batch_size
     assert gpu.model_config_for("dcgan").lr == cpu.model_config_for("dcgan").lr, "keys the profile leaves alone stay"
+
+
+def test_duplicate_keys_are_refused_with_their_line(tmp_path):
+    text = (REPO / "params.yaml").read_text().replace("  n_train: 12000", "  n_train: 12000\n  n_train: 500", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("  n_train: 500"))
+    with pytest.raises(ConfigError, match=rf"params.yaml:{line}: duplicate key 'n_train' \(first at line {line - 1}\)"):
+        load_config(tmp_path / "params.yaml")
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    """An alias bomb (a billion laughs) under profiles: refused at the first alias, in well under a second."""
+    import time
+
+    bomb = "profiles:\n  a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text().split("\nprofiles:")[0] + "\n" + bomb)
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"params.yaml:\d+: YAML aliases \(\*name\) are not allowed"):
+        load_config(tmp_path / "params.yaml")
+    assert time.perf_counter() - t0 < 1
