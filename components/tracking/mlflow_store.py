@@ -80,6 +80,39 @@ def using(uri: str):
             os.environ["MLFLOW_TRACKING_URI"] = prev_env
 
 
+def check_sqlite_store(path: Path) -> None:
+    """Refuse a SQLite tracking store that exists but is not one MLflow can read, before anything is written:
+    MLflow would otherwise re-create an empty (0-byte) file silently, losing the registry while models/*/run.json
+    still name its runs, or fail deep in SQLAlchemy without naming the file. A missing file is fine (MLflow
+    creates it)."""
+    import sqlite3
+
+    from components.errors import ConfigError
+
+    if not path.exists():
+        return
+    what = "restore it from a backup, or move it away to start a fresh store (runs and registry are then lost)"
+    if path.is_dir() or path.stat().st_size == 0:
+        raise ConfigError(f"{path}: the MLflow tracking store is {'a directory' if path.is_dir() else 'empty (0 bytes)'}; {what}")
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if header != b"SQLite format 3\x00":
+        raise ConfigError(f"{path}: not an SQLite database (overwritten?), so not an MLflow tracking store; {what}")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            ok = con.execute("PRAGMA quick_check").fetchone()[0]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as err:
+        raise ConfigError(f"{path}: damaged SQLite database ({err}); {what}") from None
+    if ok != "ok":
+        raise ConfigError(f"{path}: damaged SQLite database (integrity check: {ok}); {what}")
+    if tables and not {"experiments", "runs"} <= tables:
+        raise ConfigError(f"{path}: an SQLite database but not an MLflow tracking store (no experiments/runs tables); {what}")
+
+
 class Tracker:
     """One experiment in one tracking store."""
 
@@ -91,6 +124,9 @@ class Tracker:
         self._experiment_id: str | None = None
 
     def _check_reachable(self, timeout: float = 5.0) -> None:
+        if self.uri.startswith("sqlite:///"):
+            check_sqlite_store(Path(self.uri.removeprefix("sqlite:///")))
+            return
         if not self.uri.startswith(("http://", "https://")):
             return
         try:

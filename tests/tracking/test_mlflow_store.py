@@ -82,3 +82,21 @@ def test_a_copied_project_never_writes_into_the_original(tmp_path):
     assert (original / "mlflow.db").stat().st_mtime_ns == mtime
     fresh = Tracker(tracking_uri(None, copy), "genzoo-copy", root=copy)  # the fix the message names
     assert fresh.client.get_experiment(fresh.experiment_id).artifact_location.startswith((copy / "mlartifacts").as_uri())
+
+
+def test_a_damaged_store_is_refused_with_its_name_and_left_as_it_was(tmp_path):
+    from components.errors import ConfigError
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    tracker = Tracker(uri, "genzoo", root=tmp_path)
+    tracker.end_run(tracker.start_run("a-run", {"x": 1}))
+    good = db.read_bytes()
+    cases = {"empty": b"", "overwritten": b"not a database at all\n" * 100, "truncated": good[: len(good) // 3]}
+    for what, content in cases.items():
+        db.write_bytes(content)
+        with pytest.raises(ConfigError, match=rf"{db}: .*(move it away to start a fresh store)"):
+            Tracker(uri, "genzoo", root=tmp_path)
+        assert db.read_bytes() == content, f"{what}: nothing written"
+    db.write_bytes(good)
+    assert Tracker(uri, "genzoo", root=tmp_path).client.search_experiments(), "a sound store opens"
