@@ -31,6 +31,7 @@ class CGANConfig(GANConfig):
     loss: Literal["hinge", "non_saturating"] = "hinge"  # adversarial loss
     d_norm: Literal["spectral", "batch", "none"] = "spectral"  # normalization in the discriminator
     aux_weight: float = Field(0.0, ge=0)  # AC-GAN auxiliary classification loss weight; 0: projection only
+    aux_on_fake: bool = True  # D's class head also learns generated images' requested class (Odena et al. eq. 2-3)
 
 
 class CGAN(AdversarialModel):
@@ -66,7 +67,7 @@ class CGAN(AdversarialModel):
             # L_C = log P(C = c | X_real) + log P(C = c | X_fake): the class head learns real and generated images
             aux_real = F.cross_entropy(self.classifier(h_real), y)
             aux_fake = F.cross_entropy(self.classifier(h_fake), y)
-            loss = loss + self.config.aux_weight * (aux_real + aux_fake)
+            loss = loss + self.config.aux_weight * (aux_real + (aux_fake if self.config.aux_on_fake else 0))
             metrics["aux_real"], metrics["aux_fake_d"] = aux_real.detach(), aux_fake.detach()
         return loss, metrics
 
