@@ -157,6 +157,11 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
 
         log(f"[evaluate {name}] codebook usage over the test split")
         metrics.update(codebook_metrics(model, images))
+        with torch.no_grad(), model.evaluating():  # do reconstructions keep what the classifier reads (the shape)?
+            recon = torch.cat([model.reconstruct(to_float(images[s : s + 500]).to(model.device)).cpu()
+                               for s in range(0, len(images), 500)])
+        _, pred_recon = embed(net, recon)
+        metrics["recon_accuracy"] = float((pred_recon == test_labels).float().mean())
 
     gen = torch.Generator().manual_seed(cfg.seed)
     drawers = {

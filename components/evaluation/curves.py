@@ -8,14 +8,14 @@ from pathlib import Path
 
 # quality key -> (panel, y-axis label, line label); keys sharing a panel share its axes
 QUALITY = {
-    "q_fid": ("fid", "FID in the feature space (lower is better)", "FID"),
+    "q_fid": ("fid", "FID, feature space (log scale; lower is better)", "FID"),
     "q_precision": ("pr", "precision / recall (higher is better)", "precision"),
     "q_recall": ("pr", "precision / recall (higher is better)", "recall"),
     "q_cond_accuracy": ("acc", "accuracy (higher is better)", "conditional accuracy"),
     "q_code_accuracy": ("acc", "accuracy (higher is better)", "code -> shape accuracy"),
     "q_target_rate": ("acc", "share (higher is better)", "target-class rate"),
     "q_cycle_l1": ("cycle", "cycle L1 per pixel (lower is better)", "cycle L1"),
-    "q_translation_fid": ("fid", "FID in the feature space (lower is better)", "translation FID"),
+    "q_translation_fid": ("fid", "FID, feature space (log scale; lower is better)", "translation FID"),
 }
 BOUNDS = {"val_neg_elbo": "-ELBO", "val_neg_elbo_given_y": "-ELBO given y", "val_nll": "NLL", "val_nll_given_y": "NLL given y"}
 NOT_LOSSES = {"epoch", "step", "epoch_time_s", "images_per_s", "images_seen", "validate_time_s"}
@@ -50,8 +50,9 @@ def panels(rows: list[dict[str, float]]) -> dict[str, dict]:
     return out
 
 
-def draw(csv_path: Path, out_png: Path, title: str) -> Path | None:
-    """The curves of one training run as a PNG (quality panels first, then losses); None without rows."""
+def draw(csv_path: Path, out_png: Path, title: str, marks: dict[str, float] | None = None) -> Path | None:
+    """The curves of one training run as a PNG (quality panels first, then losses); None without rows.
+    `marks`: {label: images seen} drawn as dotted vertical lines (e.g. budgets of 1x, 2x, 4x)."""
     rows = read_history(csv_path)
     if not rows:
         return None
@@ -67,6 +68,11 @@ def draw(csv_path: Path, out_png: Path, title: str) -> Path | None:
             ax.plot([x / 1000 for x in xs], ys, marker="o", ms=3, color=f"C{i}", label=label)
         for i, (label, y) in enumerate(p["floors"].items()):
             ax.axhline(y, ls="--", lw=1, color=f"C{i}", label=label)
+        for label, x in (marks or {}).items():
+            ax.axvline(x / 1000, ls=":", lw=1, color="grey")
+            ax.text(x / 1000, 1, label, transform=ax.get_xaxis_transform(), fontsize=7, ha="center", va="bottom")
+        if name in ("fid", "bound") and all(y > 0 for _, ys in p["lines"].values() for y in ys):
+            ax.set_yscale("log")  # FID falls over orders of magnitude; a log axis keeps the late epochs readable
         ax.set_xlabel("images seen (thousands)")
         ax.set_ylabel(p["ylabel"], fontsize=8)
         ax.grid(alpha=0.3)

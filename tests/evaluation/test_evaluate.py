@@ -118,6 +118,7 @@ def test_vqvae_and_its_prior_report_codebook_usage_and_the_two_stage_bound(evalu
         assert m["primary_metric"] == "test_elbo_nats" and "test_iwae_nats" not in m, "deterministic posterior"
         assert {"samples", "reconstructions"} <= set(m["figures"]) and "perplexity" in m["protocol"]["codebook"]
     assert prior["codebook_perplexity"] == pytest.approx(vq["codebook_perplexity"]), "the prior keeps the VQ-VAE's codes"
+    assert 0 <= vq["recon_accuracy"] <= 1 and prior["recon_accuracy"] == pytest.approx(vq["recon_accuracy"])
     # same decoder term; the learned prior replaces h w log K (here 8 x 8 x log 64 = 266 nats)
     assert prior["test_elbo_nats"] < vq["test_elbo_nats"]
 
