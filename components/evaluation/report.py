@@ -48,12 +48,16 @@ def _curves(csv_path: Path, model: str) -> str:
 
 
 # The targets a sampling family must meet to count as learned at this budget (issue "Learning made visible")
-LEARNED = {"precision": 0.5, "recall": 0.5, "cond_accuracy": 0.9, "translation_target_rate": 0.7}
+LEARNED = {"precision": 0.5, "recall": 0.5, "cond_accuracy": 0.9, "code_accuracy": 0.6, "recon_accuracy": 0.9,
+           "translation_target_rate": 0.7}
 
 
 def shortfall(m: dict) -> str | None:
     """Why a model's metrics say it did not learn at this budget (None when it meets every target it has)."""
     misses = [f"{k} {m[k]:.2f} < {t}" for k, t in LEARNED.items() if isinstance(m.get(k), (int, float)) and m[k] < t]
+    size, perplexity = m.get("codebook_size"), m.get("codebook_perplexity")
+    if isinstance(size, int) and isinstance(perplexity, (int, float)) and perplexity < size / 2:
+        misses.append(f"codebook perplexity {perplexity:.1f} < {size / 2:g} (half the codebook)")
     return "; ".join(misses) or None
 
 
