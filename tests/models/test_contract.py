@@ -126,7 +126,8 @@ def test_conditional_model_draws_the_requested_class_after_training(name):
     torch.manual_seed(0)
     # a PixelCNN knows a column only through the image's left border in its receptive field: a 6x6 image
     s = spec(resolution=6 if name == "cpixelcnn" else 32)
-    settings = {"cvae": {"lr": 1e-2}, "cgan": {"g_channels": 16, "d_channels": 16, "lr": 1e-3, "d_norm": "none"},
+    settings = {"cvae": {"lr": 1e-2}, "cgan": {"g_channels": 16, "d_channels": 16, "lr": 1e-3, "d_norm": "none", "aux_weight": 5.0,
+                         "aux_on_fake": False},  # the defaults of params.yaml
                 "cpixelcnn": {"channels": 16, "layers": 5, "lr": 1e-2}}
     model = tiny(name, s, **settings.get(name, {}))
     optimizers = model.optimizers()
