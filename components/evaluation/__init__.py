@@ -52,7 +52,7 @@ def inception_fid(weights: Path, real_uint8: torch.Tensor, fake: torch.Tensor) -
     with tempfile.TemporaryDirectory(prefix="genzoo-inception-") as tmp:
         safe = Path(tmp) / "weights.pth"
         torch.save(state, safe)
-        metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(safe))
+        metric = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(safe), sync_on_compute=False)
     for x, real in ((real_uint8, True), ((fake * 255).round().to(torch.uint8), False)):
         for s in range(0, len(x), 200):
             b = x[s : s + 200]

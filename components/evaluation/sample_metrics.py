@@ -34,7 +34,10 @@ class _Precomputed(nn.Module):
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), reset_real_features=False)
+    # sync_on_compute=False: the features are all here; under torch.distributed (the train stage's per-epoch
+    # quality check runs on rank 0 only) torchmetrics would otherwise wait at a barrier for the other ranks
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), reset_real_features=False,
+                                      sync_on_compute=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
@@ -46,7 +49,8 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: 
     from torchmetrics.image.kid import KernelInceptionDistance
 
     size = max(2, min(subset_size, len(real) // 2, len(fake) // 2))
-    metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
+    metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size,
+                                     sync_on_compute=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     torch.manual_seed(seed)

@@ -94,3 +94,18 @@ def test_non_finite_loss_stops_the_run_and_marks_it_failed(project, ray_local):
     assert len(runs) == 1 and runs[0].info.status == "FAILED"
     assert "phase 'elbo'" in runs[0].data.tags["genzoo.failure"]
     assert not any((project / ".genzoo/ray").glob("vae-*")), "a diverged run leaves no checkpoint to resume from"
+
+
+@pytest.mark.timeout(300)
+def test_two_worker_gan_records_sample_quality_without_waiting_for_rank_1(project, ray_local):
+    """The quality check runs on rank 0 only, inside an initialised process group: a metric that synchronised
+    across ranks (torchmetrics does by default) would wait forever for rank 1, which never computes it."""
+    from components.evaluation.features import featurize
+
+    params = load_config(write_params(project, {"evaluate": {"feature_epochs": 1}, "train": {"quality_images": 64}}))
+    featurize(params, project / "features", log=lambda *_: None)
+    outcome = run_training(params, "dcgan")
+    (h,) = outcome.state["history"]
+    assert {"q_fid", "q_precision", "q_recall", "q_floor_fid"} <= set(h) and h["validate_time_s"] < 60
+    tracker = Tracker(outcome.tracking_uri, "genzoo")
+    assert [s for s, _ in tracker.metric_history(outcome.run_id, "q_fid")] == [1]
