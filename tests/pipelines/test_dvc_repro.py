@@ -90,7 +90,8 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     assert {"images_seen", "val_neg_elbo", "q_fid", "q_precision", "q_recall"} <= set(header), header
     assert (repo / "evaluation/vae/traversal.png").is_file() and (repo / "mlflow.db").is_file()
     page = (repo / "reports/index.html").read_text()
-    assert "<table>" in page and page.count("data:image/png;base64,") == 11  # vae 5 figures, the others 3
+    assert "<table>" in page and page.count("data:image/png;base64,") == 14  # vae 5 figures, the others 3; a curve each
+    assert "real data (train vs test, N = 256)" in page  # the tiny val split (128) is smaller than N and (repo / "metrics/real.json").is_file()
     prior = json.loads((repo / "models/vqvae_prior/resolved_config.json").read_text())
     assert prior["upstream"]["vqvae"]["file"] == "models/vqvae/model.pt"
     assert json.loads((repo / "metrics/vqvae_prior.json").read_text())["test_elbo_nats"] > 0
