@@ -57,7 +57,7 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
       q_fid, q_precision, q_recall  FID (Heusel et al. 2017) and improved precision/recall (Kynkaanniemi et
                                     al. 2019, k nearest neighbours) of n samples against n validation images
                                     in the featurize feature space (families whose sampling is cheap:
-                                    `Family.eval_samples` unset);
+                                    `Family.curve_samples`);
       q_cond_accuracy               the feature classifier's agreement with the requested class (conditional);
       q_code_accuracy               InfoGAN: Q's categorical code on validation images against the shape,
                                     after the best one-to-one code -> class matching;
@@ -88,7 +88,7 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
         parts.append(translation)
     elif caps.likelihood:
         parts.append(make_validator(family, data_dir, spec, None, n, n, seed))
-    if not caps.translation and family.eval_samples is None and net is not None:
+    if not caps.translation and family.curve_samples and net is not None:
         from components.evaluation.features import embed
         from components.evaluation.sample_metrics import fid, precision_recall
         from components.evaluation.sampling import generate

@@ -184,6 +184,8 @@ class Family:
                     model to one input, its dvc.yaml dependency); `build` then takes it as `upstream`
     default_run:    trained by the default `dvc repro` (params.yaml pipeline.models); False for variants left
                     out of the CPU budget, which a user adds to pipeline.models
+    curve_samples:  the per-epoch quality curve samples (FID, precision, recall); False for autoregressive
+                    samplers, whose samples cost more than an epoch (their curve is the validation likelihood)
     """
 
     Config: type[ModelConfig]
@@ -196,6 +198,7 @@ class Family:
     tiny: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     default_run: bool = True
+    curve_samples: bool = True
 
     def __post_init__(self):
         caps = self.capabilities
