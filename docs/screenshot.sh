@@ -5,13 +5,13 @@
 #   bash docs/screenshot.sh [reports/index.html] [docs/images/report.png] [height]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-page=${1:-reports/index.html}
-out=${2:-docs/images/report.png}
+page=$(realpath -m "${1:-reports/index.html}")
+out=$(realpath -m "${2:-docs/images/report.png}")
 height=${3:-2400}
 [ -f "$page" ] || { echo "error: $page not found; run the main job (dvc repro) first" >&2; exit 2; }
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
   --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars \
-  --window-size=1400,"$height" --screenshot="$PWD/$out" "file://$PWD/$page" 2>/dev/null
+  --window-size=1400,"$height" --screenshot="$out" "file://$page" 2>/dev/null
 echo "wrote $out (1400 x $height) from $page"

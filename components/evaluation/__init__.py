@@ -113,7 +113,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
     f_fake, pred_fake = embed(net, fake)
     f_real = cached["test"]["features"][:n]
     train_f, train_labels = cached["train"]["features"], cached["train"]["labels"]
-    metrics: dict = {"model": name, "primary_metric": family.primary_metric}
+    metrics: dict = {"model": name, "primary_metric": family.primary_metric, "sample_targets": family.sample_targets}
     sample = all_metrics(f_real, f_fake, pred_fake, train_labels, train_f, spec.num_classes, seed=cfg.seed, k=cfg.pr_k)
     nearest_idx = sample.pop("_nearest_index")
     metrics.update(sample)

@@ -186,6 +186,8 @@ class Family:
                     out of the CPU budget, which a user adds to pipeline.models
     curve_samples:  the per-epoch quality curve samples (FID, precision, recall); False for autoregressive
                     samplers, whose samples cost more than an epoch (their curve is the validation likelihood)
+    sample_targets: its samples are held to the precision/recall targets (False: a model whose samples are not
+                    what it is for, the VQ-VAE's uniform prior over codes; judged on codebook and reconstructions)
     """
 
     Config: type[ModelConfig]
@@ -199,6 +201,7 @@ class Family:
     needs: tuple[str, ...] = ()
     default_run: bool = True
     curve_samples: bool = True
+    sample_targets: bool = True
 
     def __post_init__(self):
         caps = self.capabilities

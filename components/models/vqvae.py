@@ -225,4 +225,5 @@ class VQVAE(GenerativeModel):
 
 
 FAMILY = Family(VQVAEConfig, VQVAE, "VQ-VAE: discrete codes, straight-through, EMA codebook (van den Oord et al. 2017)",
-                tiny={"codebook_size": 8, "code_dim": 4, "channels": 8})
+                tiny={"codebook_size": 8, "code_dim": 4, "channels": 8},
+                sample_targets=False)  # its samples decode uniform codes; vqvae_prior is the model that samples

@@ -386,3 +386,14 @@ def test_report_page_has_every_row_every_value_and_only_decodable_images(evaluat
     assert len(images) > 20
     for b64 in images:
         Image.open(io.BytesIO(base64.b64decode(b64))).verify()
+
+
+def test_targets_follow_what_a_family_is_for():
+    from components.evaluation.report import shortfall
+
+    assert shortfall({"precision": 0.1, "recall": 0.9}) == "precision 0.10 < 0.5"
+    vq = {"precision": 0.1, "recall": 0.1, "sample_targets": False, "codebook_size": 64, "codebook_perplexity": 39.2,
+          "recon_accuracy": 0.93}
+    assert shortfall(vq) is None, "the VQ-VAE is judged on its codebook and reconstructions, not its uniform-prior samples"
+    assert "codebook perplexity 20.0 < 32" in shortfall({**vq, "codebook_perplexity": 20.0})
+    assert shortfall({"cond_accuracy": 0.84, "precision": 0.6, "recall": 0.8}) == "cond_accuracy 0.84 < 0.9"
