@@ -85,7 +85,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         raise DataError(f"{feature_dir / 'classifier.pt'}: trained on another dataset; rerun featurize")
     cached = torch.load(feature_dir / "features.pt", weights_only=True)
     images, labels = read_split(data_dir, spec, "test")
-    n = min(cfg.n_samples, len(images), family.eval_samples or len(images))
+    n = min(cfg.n_samples, len(images))
     test_labels = torch.from_numpy(labels).long()
     out_dir.mkdir(parents=True, exist_ok=True)
     protocol = {"dataset": spec.name, "dataset_manifest_sha256": spec.manifest_sha256, "split": "test", "seed": cfg.seed,
@@ -109,7 +109,8 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         return metrics
 
     log(f"[evaluate {name}] sampling {n} images and extracting features")
-    fake = generate(model, n, cfg.seed, labels=test_labels[:n] if caps.labels else None)
+    fake = generate(model, n, cfg.seed, labels=test_labels[:n] if caps.labels else None,
+                    progress=lambda line: log(f"[evaluate {name}] {line}"))
     f_fake, pred_fake = embed(net, fake)
     f_real = cached["test"]["features"][:n]
     train_f, train_labels = cached["train"]["features"], cached["train"]["labels"]

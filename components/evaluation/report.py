@@ -54,9 +54,12 @@ LEARNED = {"precision": 0.5, "recall": 0.5, "cond_accuracy": 0.9, "code_accuracy
 
 def shortfall(m: dict) -> str | None:
     """Why a model's metrics say it did not learn at this budget (None when it meets every target it has)."""
-    skip = set() if m.get("sample_targets", True) else {"precision", "recall"}
+    skip = set() if m.get("sample_targets", True) else {"precision", "recall", "classes_covered"}
     misses = [f"{k} {m[k]:.2f} < {t}" for k, t in LEARNED.items()
               if k not in skip and isinstance(m.get(k), (int, float)) and m[k] < t]
+    covered, total = m.get("classes_covered"), m.get("classes_total")
+    if "classes_covered" not in skip and isinstance(covered, int) and isinstance(total, int) and covered < total:
+        misses.append(f"classes covered {covered} of {total}")  # a class under a quarter of its data share
     size, perplexity = m.get("codebook_size"), m.get("codebook_perplexity")
     if isinstance(size, int) and isinstance(perplexity, (int, float)) and perplexity < size / 2:
         misses.append(f"codebook perplexity {perplexity:.1f} < {size / 2:g} (half the codebook)")

@@ -177,8 +177,6 @@ class Family:
     objective:      the tuning objective a trial reports after each epoch (lower is better)
     primary_metric: the evaluation metric promotion compares (lower is better)
     figures:        the figures evaluation draws (names of `components.evaluation.figures` drawers)
-    eval_samples:   cap on generated images for sample metrics (None: evaluate.n_samples); the budget for
-                    families whose sampling is slow
     tiny:           a small config for tests and smoke runs (what the contract test builds)
     needs:          the model whose export this family is built on (at most one: pipeline.models maps each
                     model to one input, its dvc.yaml dependency); `build` then takes it as `upstream`
@@ -196,7 +194,6 @@ class Family:
     objective: str = ""
     primary_metric: str = ""
     figures: tuple[str, ...] = ()
-    eval_samples: int | None = None
     tiny: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     default_run: bool = True

@@ -14,8 +14,6 @@ from __future__ import annotations
 from components.models.base import Capabilities, Family
 from components.models.common import PixelCNNBase, PixelCNNConfig
 
-EVAL_SAMPLES = 200  # as pixelcnn: 1024 network passes per batch at 32x32
-
 
 class CPixelCNNConfig(PixelCNNConfig):
     pass
@@ -27,5 +25,5 @@ class CPixelCNN(PixelCNNBase):
 
 
 FAMILY = Family(CPixelCNNConfig, CPixelCNN, "Class-conditional gated PixelCNN, exact p(x | y) (van den Oord et al. 2016)",
-                eval_samples=EVAL_SAMPLES, curve_samples=False, tiny={"channels": 4, "layers": 2},
+                curve_samples=False, tiny={"channels": 4, "layers": 2},
                 default_run=False)
