@@ -73,8 +73,8 @@ class Capabilities:
         if self.likelihood == "exact":
             return {"single": f"test_nll{y}_nats"}
         if not self.importance_weighted:
-            return {"single": f"test_elbo{y}_nats"}
-        return {"single": f"test_elbo{y}_nats", "importance": f"test_iwae{y}_nats"}
+            return {"single": f"test_neg_elbo{y}_nats"}
+        return {"single": f"test_neg_elbo{y}_nats", "importance": f"test_neg_iwae{y}_nats"}
 
 
 @dataclass
@@ -210,7 +210,7 @@ class Family:
         if not self.objective:  # a likelihood model tunes on its validation bound, the others on FID
             name = likelihood.get("single", "").removeprefix("test_").removesuffix("_nats")
             object.__setattr__(self, "objective", "val_cycle_l1" if caps.translation else
-                               f"val_neg_{name}" if name.startswith("elbo") else f"val_{name}" if name else "val_fid")
+                               f"val_{name}" if name else "val_fid")
         if not self.primary_metric:
             object.__setattr__(self, "primary_metric", "translation_fid" if caps.translation else
                                likelihood.get("importance") or likelihood.get("single") or "fid")

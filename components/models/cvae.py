@@ -1,7 +1,7 @@
 """Conditional VAE (Sohn, Lee & Yan 2015, "Learning Structured Output Representation using Deep
 Conditional Generative Models"): encoder q(z | x, y), decoder p(x | z, y), prior N(0, I) independent of y.
 The label enters as a one-hot vector appended to the encoder's features and to z. The bound is on the
-conditional likelihood log p(x | y) and is reported as such (`test_elbo_given_y_nats`); samples are
+conditional likelihood log p(x | y) and is reported as such (`test_neg_elbo_given_y_nats`); samples are
 drawn for the requested classes.
 
 The paper's hybrid objective (section 4.2, eq. 9): L = alpha L_CVAE + (1 - alpha) L_GSNN, where the GSNN

@@ -8,7 +8,7 @@ gated PixelCNN of van den Oord et al. 2016 ("Conditional Image Generation with P
 one-hot codes with a K-way softmax per position. The two-stage model's bound, with the deterministic
 posterior z_q(x):
     -log p(x) <= -log p(x | z_q) - log p_prior(z_q)
-(the uniform prior's h w log K replaced by the learned one), reported as test_elbo_nats next to the VQ-VAE's.
+(the uniform prior's h w log K replaced by the learned one), reported as test_neg_elbo_nats next to the VQ-VAE's.
 """
 
 from __future__ import annotations

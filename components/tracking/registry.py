@@ -20,6 +20,9 @@ from components.errors import TrackingError
 
 CHAMPION, PREVIOUS = "champion", "previous-champion"
 VOLATILE_PROTOCOL_KEYS = ("versions",)  # library versions do not change what a metric means
+# Metric names before the audit's rename (they always held the negative bound, in nats): a champion registered
+# under one is compared with a candidate under its new name, and protocols hash with the old spelling.
+LEGACY_METRICS = {f"test_{b}{y}_nats": f"test_neg_{b}{y}_nats" for b in ("elbo", "iwae") for y in ("", "_given_y")}
 
 
 def registered_name(model: str) -> str:
@@ -42,7 +45,10 @@ def primary_metric(model: str, metrics: dict) -> tuple[str, float | None]:
 
 def protocol_hash(protocol: dict) -> str:
     core = {k: v for k, v in protocol.items() if k not in VOLATILE_PROTOCOL_KEYS}
-    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    text = json.dumps(core, sort_keys=True, default=str)
+    for old, new in LEGACY_METRICS.items():  # the renamed metrics keep the hash they had
+        text = text.replace(new, old)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _alias(client, name: str, alias: str):
@@ -76,7 +82,8 @@ def decide(candidate: dict, champion: dict | None, min_improvement: float) -> tu
 
 def _summary(version) -> dict:
     t = version.tags
-    return {"version": version.version, "metric": t.get("genzoo.metric"),
+    metric = t.get("genzoo.metric")
+    return {"version": version.version, "metric": LEGACY_METRICS.get(metric, metric),
             "value": float(t["genzoo.metric_value"]) if t.get("genzoo.metric_value") not in (None, "None") else None,
             "dataset": t.get("genzoo.dataset_sha256"), "protocol": t.get("genzoo.protocol_hash")}
 

@@ -73,7 +73,7 @@ def test_every_model_gets_sample_metrics_and_their_protocol(evaluated):
         for fig in m["figures"].values():
             assert (params.root / f"evaluation/{name}/{fig}").is_file()
     vae = out["vae"]
-    assert vae["test_iwae_nats"] <= vae["test_elbo_nats"] + 1.0, "IWAE is the tighter bound"
+    assert vae["test_neg_iwae_nats"] <= vae["test_neg_elbo_nats"] + 1.0, "IWAE is the tighter bound"
     assert set(vae["figures"]) >= {"reconstructions", "traversal", "nearest_neighbours"}
     assert "traversal" not in out["dcgan"]["figures"]
 
@@ -82,9 +82,9 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     """Each family gets the metrics and figures of what it declares, named for what they are."""
     _, _, out = evaluated
     cvae, cgan, infogan = out["cvae"], out["cgan"], out["infogan"]
-    assert cvae["test_iwae_given_y_nats"] <= cvae["test_elbo_given_y_nats"] + 1.0 and "test_elbo_nats" not in cvae
-    assert cvae["primary_metric"] == "test_iwae_given_y_nats" and out["vae"]["primary_metric"] == "test_iwae_nats"
-    assert "test_elbo_nats" not in cgan and cgan["primary_metric"] == "fid"
+    assert cvae["test_neg_iwae_given_y_nats"] <= cvae["test_neg_elbo_given_y_nats"] + 1.0 and "test_neg_elbo_nats" not in cvae
+    assert cvae["primary_metric"] == "test_neg_iwae_given_y_nats" and out["vae"]["primary_metric"] == "test_neg_iwae_nats"
+    assert "test_neg_elbo_nats" not in cgan and cgan["primary_metric"] == "fid"
     for m in (cvae, cgan):
         assert 0 <= m["cond_accuracy"] <= 1 and set(m["kid_per_class"]) == {"0", "1", "2"}
         assert m["kid_per_class_mean"] == pytest.approx(sum(m["kid_per_class"].values()) / 3)
@@ -114,12 +114,12 @@ def test_vqvae_and_its_prior_report_codebook_usage_and_the_two_stage_bound(evalu
     vq, prior = out["vqvae"], out["vqvae_prior"]
     for m in (vq, prior):
         assert 1 <= m["codebook_perplexity"] <= m["codebook_size"] and 0 <= m["codebook_dead_codes"] < m["codebook_size"]
-        assert m["primary_metric"] == "test_elbo_nats" and "test_iwae_nats" not in m, "deterministic posterior"
+        assert m["primary_metric"] == "test_neg_elbo_nats" and "test_neg_iwae_nats" not in m, "deterministic posterior"
         assert {"samples", "reconstructions"} <= set(m["figures"]) and "perplexity" in m["protocol"]["codebook"]
     assert prior["codebook_perplexity"] == pytest.approx(vq["codebook_perplexity"]), "the prior keeps the VQ-VAE's codes"
     assert 0 <= vq["recon_accuracy"] <= 1 and prior["recon_accuracy"] == pytest.approx(vq["recon_accuracy"])
     # same decoder term; the learned prior replaces h w log K (here 8 x 8 x log 64 = 266 nats)
-    assert prior["test_elbo_nats"] < vq["test_elbo_nats"]
+    assert prior["test_neg_elbo_nats"] < vq["test_neg_elbo_nats"]
 
 
 def test_translation_metrics_and_factor_regressor(evaluated):

@@ -157,8 +157,8 @@ def test_families_declare_their_objective_metric_and_figures():
         if caps.likelihood is None and not caps.translation:
             assert fam.objective == "val_fid" and fam.primary_metric == "fid", name
         assert ("class_grid" in fam.figures) == caps.labels, name
-    assert MODELS["cvae"].primary_metric == "test_iwae_given_y_nats"
-    assert MODELS["vqvae_prior"].primary_metric == "test_elbo_nats", "a deterministic posterior: no IWAE"
+    assert MODELS["cvae"].primary_metric == "test_neg_iwae_given_y_nats"
+    assert MODELS["vqvae_prior"].primary_metric == "test_neg_elbo_nats", "a deterministic posterior: no IWAE"
 
 
 def test_registry_names_match_params_sections():

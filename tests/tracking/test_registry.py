@@ -216,7 +216,7 @@ def test_a_model_built_on_another_samples_by_alias_from_its_own_export(store):
     run_id = tracker.start_run("train-vqvae_prior", {})
     uri = tracker.log_model(run_id, path, "vqvae_prior")
     tracker.end_run(run_id)
-    assert promote(tracker, "vqvae_prior", run_id, uri, {"test_elbo_nats": 300.0, "protocol": PROTOCOL}, 0.01)["promoted"]
+    assert promote(tracker, "vqvae_prior", run_id, uri, {"test_neg_elbo_nats": 300.0, "protocol": PROTOCOL}, 0.01)["promoted"]
     images = load_by_alias(tracker, "vqvae_prior", CHAMPION, 3, seed=2)
     assert torch.allclose(images, prior.sample(3, generator=torch.Generator().manual_seed(2)), atol=1e-5)
 
@@ -262,3 +262,24 @@ def test_promote_stage_keeps_a_decision_until_run_or_metrics_change(tmp_path, mo
     assert second["version"] == 2 and second["promoted"] and int(second["champion_before"]["version"]) == 1
     tracker.client.delete_model_version("genzoo-dcgan", "2")  # the registry lost it: promote registers again
     assert promote_stage()["version"] == 3
+
+
+def test_a_champion_registered_under_the_old_bound_names_is_still_compared(store):
+    """The audit renamed test_iwae_nats -> test_neg_iwae_nats (it always held the negative bound): a champion
+    registered before the rename, with the old metric tag and the protocol hash of the old spelling, is compared
+    with a candidate under the new name, not refused as another protocol."""
+    import hashlib
+    import json
+
+    tracker, run_id, uri, _ = store
+    protocol = {**PROTOCOL, "likelihood_metrics": "bound: test_neg_elbo_nats, test_neg_iwae_nats (importance samples 8)"}
+    old = {k: v for k, v in protocol.items() if k != "versions"}
+    old["likelihood_metrics"] = "bound: test_elbo_nats, test_iwae_nats (importance samples 8)"
+    old_hash = hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    first = promote(tracker, "vae", run_id, uri, {"test_neg_iwae_nats": 60.0, "protocol": protocol}, 0.01)
+    assert first["promoted"] and first["protocol_hash"] == old_hash, "the renamed metrics keep their protocol hash"
+    tracker.client.set_model_version_tag("genzoo-vae", first["version"], "genzoo.metric", "test_iwae_nats")  # as before
+    worse = promote(tracker, "vae", run_id, uri, {"test_neg_iwae_nats": 59.9, "protocol": protocol}, 0.01)
+    assert not worse["promoted"] and "does not beat champion" in worse["reason"], worse["reason"]
+    better = promote(tracker, "vae", run_id, uri, {"test_neg_iwae_nats": 50.0, "protocol": protocol}, 0.01)
+    assert better["promoted"] and "beats champion" in better["reason"]
