@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -105,6 +107,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, root: Path 
         env_vars["PYTHONPATH"] = str(root)
     env = {"env_vars": env_vars}
     if not address:
+        # Ray starts a job's workers through `bash -c "exec <interpreter> ..."` with the interpreter unquoted, so a
+        # project (and its .venv) under a path with a space fails to launch any worker; py_executable is the
+        # runtime env's documented place for that command, quoted here (a cluster's nodes keep their own).
+        if shlex.quote(sys.executable) != sys.executable:
+            env["py_executable"] = shlex.quote(sys.executable)
         address, auth = ray_session.ensure(cpus)
         # Ray's State API client (e.g. Ray Train's placement-group cleaner) finds its cluster by RAY_ADDRESS,
         # else by /tmp/ray/ray_current_cluster, which names whatever `ray start` ran last on this machine.

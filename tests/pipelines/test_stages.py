@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,22 @@ def test_more_workers_than_local_cpus_is_refused_before_ray_or_mlflow(project, n
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and key in lines[0] and "but this machine has" in lines[0], res.stderr
     assert not (project / "mlflow.db").exists(), "refused before any run was opened"
+
+
+@pytest.mark.slow
+def test_a_train_stage_runs_from_a_path_with_a_space_and_a_non_ascii_character(tiny_project, tmp_path):
+    """Ray starts workers through `bash -c "exec <interpreter> ..."`: a project (with its .venv) under such a path
+    once failed every worker after minutes. Here the project and the interpreter path both hold "my proj é"."""
+    import shutil
+
+    root = tmp_path / "my proj é"
+    shutil.copytree(tiny_project / "datasets", root / "datasets")
+    write_params(root, {"models": {"vae": {"epochs": 1}}})
+    venv = Path(sys.prefix)
+    assert Path(sys.executable).is_relative_to(venv), f"the suite runs in a virtual environment ({sys.prefix})"
+    (root / ".venv").symlink_to(venv, target_is_directory=True)  # the interpreter as a user's own .venv there
+    python = root / ".venv" / Path(sys.executable).relative_to(venv)
+    res = subprocess.run([str(python), "-m", "pipelines.train", "--model", "vae"], cwd=root, capture_output=True,
+                         text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(root)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (root / "models/vae/model.pt").is_file() and (root / "mlflow.db").is_file()
