@@ -30,7 +30,8 @@ def registered_name(model: str) -> str:
 
 
 def primary_metric(model: str, metrics: dict) -> tuple[str, float | None]:
-    """(key, value), lower is better: the metric the family declares (`Family.primary_metric`: the IWAE
+    """(key, value): the metric the family declares (its direction and unit from the metric registry,
+    `components.evaluation.registry`) (`Family.primary_metric`: the IWAE
     bound for VAEs, FID for GANs); a bound family evaluated without importance samples falls back to its
     single-sample bound."""
     from components.models import MODELS
@@ -59,7 +60,10 @@ def _alias(client, name: str, alias: str):
 
 
 def decide(candidate: dict, champion: dict | None, min_improvement: float) -> tuple[bool, str]:
-    """(promote?, reason) from {metric, value, dataset, protocol} of candidate and champion."""
+    """(promote?, reason) from {metric, value, dataset, protocol} of candidate and champion; the metric's
+    direction (lower or higher is better) and label come from the metric registry."""
+    from components.evaluation.registry import METRICS, label
+
     value = candidate["value"]
     if value is None or not math.isfinite(value):
         return False, f"candidate {candidate['metric']} is {value}: not finite"
@@ -71,13 +75,14 @@ def decide(candidate: dict, champion: dict | None, min_improvement: float) -> tu
     if champion["protocol"] != candidate["protocol"] or champion["metric"] != candidate["metric"]:
         return False, (f"champion v{champion['version']} used metric protocol {champion['protocol']} "
                        f"({champion['metric']}), the candidate {candidate['protocol']} ({candidate['metric']}): not compared")
-    best = champion["value"]
-    needed = best - abs(best) * min_improvement
-    if value <= needed and value < best:
-        return True, (f"{candidate['metric']} {value:.6g} beats champion v{champion['version']} {best:.6g} "
-                      f"by at least {min_improvement:.1%}")
-    return False, (f"{candidate['metric']} {value:.6g} does not beat champion v{champion['version']} {best:.6g} "
-                   f"by {min_improvement:.1%} (needs <= {needed:.6g})")
+    best, key = champion["value"], candidate["metric"]
+    higher = METRICS[key].higher if key in METRICS else False
+    name = f"{key} [{label(key)}, {'higher' if higher else 'lower'} is better]" if key in METRICS else key
+    needed = best + abs(best) * min_improvement if higher else best - abs(best) * min_improvement
+    if (value >= needed and value > best) if higher else (value <= needed and value < best):
+        return True, f"{name} {value:.6g} beats champion v{champion['version']} {best:.6g} by at least {min_improvement:.1%}"
+    return False, (f"{name} {value:.6g} does not beat champion v{champion['version']} {best:.6g} "
+                   f"by {min_improvement:.1%} (needs {'>=' if higher else '<='} {needed:.6g})")
 
 
 def _summary(version) -> dict:

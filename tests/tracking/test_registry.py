@@ -283,3 +283,18 @@ def test_a_champion_registered_under_the_old_bound_names_is_still_compared(store
     assert not worse["promoted"] and "does not beat champion" in worse["reason"], worse["reason"]
     better = promote(tracker, "vae", run_id, uri, {"test_neg_iwae_nats": 50.0, "protocol": protocol}, 0.01)
     assert better["promoted"] and "beats champion" in better["reason"]
+
+
+def test_the_direction_of_a_primary_metric_comes_from_the_metric_registry():
+    """decide() reads lower/higher-is-better from components.evaluation.registry, not a fixed 'lower'."""
+    from components.tracking.registry import decide
+
+    def entry(metric, value):
+        return {"metric": metric, "value": value, "dataset": "d", "protocol": "p", "version": "1"}
+
+    up, why = decide(entry("cond_accuracy", 0.95), entry("cond_accuracy", 0.80), 0.01)
+    assert up and "higher is better" in why, why
+    down, why = decide(entry("cond_accuracy", 0.70), entry("cond_accuracy", 0.80), 0.01)
+    assert not down and "needs >= 0.808" in why, why
+    up, why = decide(entry("fid", 20.0), entry("fid", 30.0), 0.01)
+    assert up and "FID (feature space), lower is better" in why, why
