@@ -175,7 +175,7 @@ class Family:
     """A registry entry: the config class, the module class and what the pipeline needs to know of it.
 
     objective:      the tuning objective a trial reports after each epoch (lower is better)
-    primary_metric: the evaluation metric promotion compares (lower is better)
+    primary_metric: the evaluation metric promotion compares (its direction from components.evaluation.registry)
     figures:        the figures evaluation draws (names of `components.evaluation.figures` drawers)
     tiny:           a small config for tests and smoke runs (what the contract test builds)
     needs:          the model whose export this family is built on (at most one: pipeline.models maps each

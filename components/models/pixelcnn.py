@@ -13,7 +13,7 @@ Output per pixel and channel: one Bernoulli logit for binary data (dSprites, bin
 256-way softmax over 8-bit values; channels are conditionally independent given the previous pixels
 (a valid, if less expressive, factorization than PixelRNN's R -> G -> B). The NLL is exact and discrete,
 in nats per image; bits/dim = NLL / (D ln 2). Sampling runs the network once per pixel (H x W passes, each on
-the pixel's receptive window): 2,000 images for evaluation take about 4 minutes on 2 CPU cores, the price of
+the pixel's receptive window): 2,000 images for evaluation take about 3 minutes on 2 CPU cores, the price of
 the same N as every other family (a per-epoch sample curve would cost more than an epoch, so its quality
 curve is the validation NLL). The network lives in
 `components.models.common.PixelCNNBase`, shared with the class-conditional `cpixelcnn`.

@@ -30,10 +30,9 @@ def registered_name(model: str) -> str:
 
 
 def primary_metric(model: str, metrics: dict) -> tuple[str, float | None]:
-    """(key, value): the metric the family declares (its direction and unit from the metric registry,
-    `components.evaluation.registry`) (`Family.primary_metric`: the IWAE
-    bound for VAEs, FID for GANs); a bound family evaluated without importance samples falls back to its
-    single-sample bound."""
+    """(key, value): the metric the family declares (`Family.primary_metric`: the IWAE bound for VAEs, FID for
+    GANs; its direction and unit are in `components.evaluation.registry`); a bound family evaluated without
+    importance samples falls back to its single-sample bound."""
     from components.models import MODELS
 
     family = MODELS[model]
