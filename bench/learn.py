@@ -1,7 +1,7 @@
 """Named run: one family's quality curve at laptop scale, in one process (no Ray, no MLflow), with params
 overrides, so settings can be compared side by side before they go into params.yaml.
 
-    uv run python bench/learn.py wgan_gp --epochs 6 --set lr=0.0002 n_critic=2 [--threads 2] [--images 12000]
+    uv run python bench/learn.py wgan_gp --epochs 6 --set lr=0.0002 n_critic=2 [--threads 2] [--grids 3 6]
 
 Needs the prepared data and the feature classifier (`dvc repro featurize`). Prints a line per epoch (images
 seen, wall seconds, the family's quality keys) and appends a JSON line to bench/results/learn.jsonl.
@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--batch-scale", type=int, default=2, help="workers the run stands for (batch x this)")
     ap.add_argument("--quality-images", type=int, default=500)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--grids", nargs="*", type=int, default=[],
+                    help="epochs after which to save a grid of 64 seeded samples to bench/results/<model><tag>-e<E>.png")
     args = ap.parse_args()
 
     import torch
@@ -72,6 +74,17 @@ def main() -> None:
             keep = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("q_", "val_")) and "floor" not in k}
             print(f"[{args.model}{args.tag}] epoch {epoch + 1} images {metrics['images_seen']} "
                   f"wall {time.perf_counter() - t0:.0f}s {keep}", flush=True)
+            if epoch + 1 in args.grids:  # look at the samples, not only the numbers
+                from components.evaluation.figures import save_grid
+                from components.evaluation.sampling import generate
+
+                labels = torch.arange(64) % spec.num_classes if family.capabilities.labels else None
+                was = model.training
+                model.eval()
+                path = REPO / f"bench/results/{args.model}{args.tag}-e{epoch + 1}.png"
+                save_grid(generate(model, 64, params.evaluate.seed, labels=labels), path, nrow=8)
+                model.train(was)
+                print(f"[{args.model}{args.tag}] samples after epoch {epoch + 1}: {path}", flush=True)
 
     history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], seed=params.train.seed, log_every=10**9,
                                                     validate=quality), Print())

@@ -17,10 +17,9 @@ from pathlib import Path
 from pipelines import _stage
 
 CODE = Path(__file__).resolve().parent.parent  # the checkout whose code evaluates
-# the code an evaluation runs besides components/evaluation; {name}: the model's own family file
+# the code an evaluation runs besides components/evaluation and the model's own code (components.code.model_code)
 CODE_FILES = ("pipelines/evaluate.py", "pipelines/_stage.py", "components/config.py", "components/data/shards.py",
-              "components/models/{name}.py", "components/models/base.py", "components/models/layers.py",
-              "components/models/losses.py", "components/models/common.py", "components/models/io.py")
+              "components/models/io.py")
 
 
 def _sha256(path: Path, cache: dict) -> str:
@@ -40,7 +39,9 @@ def inputs(params, name: str, cache: dict) -> dict:
     files += [params.path(params.data.out_dir) / "dataset.json"]  # names every shard by its sha256
     files += [features / f for f in ("classifier.pt", "features.pt", "regressor.pt")]
     code = sorted((CODE / "components/evaluation").glob("*.py")) + sorted((CODE / "components/tracking").glob("*.py"))
-    code += [CODE / f.format(name=name) for f in CODE_FILES]
+    from components.code import model_code
+
+    code += [CODE / f for f in (*CODE_FILES, *model_code(name, CODE))]
     out = {"evaluate": params.evaluate.model_dump(mode="json"), "data.out_dir": params.data.out_dir}
     for f in files:
         out[str(f.relative_to(params.root))] = _sha256(f, cache)

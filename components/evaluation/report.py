@@ -4,7 +4,6 @@ data URIs, training curves as PNG with labelled axes), so it can be opened anywh
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import math
@@ -166,7 +165,7 @@ def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
     if differ:
         rows = "".join(f"<tr><td class='name'>{m}</td>" + "".join(f"<td>{html.escape(_plain(protos[m].get(k, '')))}</td>"
                                                                for k in differ) + "</tr>" for m in models)
-        per_model = (f"<p>Fields that differ between models, per model:</p><div class='wrap'><table><tr><th>model</th>"
+        per_model = ("<p>Fields that differ between models, per model:</p><div class='wrap'><table><tr><th>model</th>"
                      + "".join(f"<th>{html.escape(k)}</th>" for k in differ) + f"</tr>{rows}</table></div>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>GenZoo report</title><style>{CSS}</style></head>
 <body><h1>GenZoo report</h1>

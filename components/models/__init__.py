@@ -1,8 +1,9 @@
 """Model registry: the name used in params.yaml (models.<name>) -> its family (config, module, capabilities).
 
 Adding a family: its own file (config, model, FAMILY), one line here, its params.yaml sections, its test.
-No family file imports another (shared parts live in base, layers, losses and common), so a family's DVC
-stages depend on its own file only (dvc.yaml) and this registry is deliberately not a stage dependency.
+A family file imports shared parts (base, layers, losses, the GAN base gan.py) or the family it extends
+(cvae -> vae, cpixelcnn -> pixelcnn); its DVC stages depend on that import closure (components.code), and
+this registry is deliberately not a stage dependency.
 """
 
 from components.models import (

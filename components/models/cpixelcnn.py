@@ -3,7 +3,7 @@ section 2.3): p(x | y) = prod_i p(x_i | x_<i, y), the label entering every gated
 both stacks' gates, tanh(W_f * x + V_f^T h) . sigmoid(W_g * x + V_g^T h) with h the one-hot class (the same
 at every position, so causality is untouched). The likelihood is exact and conditional, reported as
 `test_nll_given_y_nats` with the test images' true labels; samples are drawn for the requested classes.
-Same network, options and sample budget as `pixelcnn` (components.models.common.PixelCNNBase).
+Same network, options and sample budget as `pixelcnn` (`PixelCNNBase`, components/models/pixelcnn.py).
 
 Not in the default run (`Family.default_run`): one more pixel-by-pixel sampler would take the CPU main job
 past its 25-minute budget. Add `cpixelcnn: datasets/prepared` under `pipeline.models` in params.yaml to train it.
@@ -12,7 +12,7 @@ past its 25-minute budget. Add `cpixelcnn: datasets/prepared` under `pipeline.mo
 from __future__ import annotations
 
 from components.models.base import Capabilities, Family
-from components.models.common import PixelCNNBase, PixelCNNConfig
+from components.models.pixelcnn import PixelCNNBase, PixelCNNConfig
 
 
 class CPixelCNNConfig(PixelCNNConfig):

@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 
 from components.models.base import Capabilities, Family, Phase
-from components.models.common import GaussianVAE, VAEConfig
+from components.models.vae import GaussianVAE, VAEConfig
 
 
 class CVAEConfig(VAEConfig):

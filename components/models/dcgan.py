@@ -16,7 +16,7 @@ import torch
 from components.data.shards import DatasetSpec
 from components.models import losses
 from components.models.base import Capabilities, Family, Phase
-from components.models.common import AdversarialModel, GANConfig
+from components.models.gan import AdversarialModel, GANConfig
 
 
 class DCGANConfig(GANConfig):

@@ -21,7 +21,7 @@ from torch import nn
 from components.data.shards import DatasetSpec
 from components.models import losses
 from components.models.base import Capabilities, Family, Phase
-from components.models.common import AdversarialModel, GANConfig
+from components.models.gan import AdversarialModel, GANConfig
 from components.models.layers import ConvDiscriminator, ConvGenerator, init_dcgan_weights
 
 

@@ -15,14 +15,142 @@ Output per pixel and channel: one Bernoulli logit for binary data (dSprites, bin
 in nats per image; bits/dim = NLL / (D ln 2). Sampling runs the network once per pixel (H x W passes, each on
 the pixel's receptive window): 2,000 images for evaluation take about 3 minutes on 2 CPU cores, the price of
 the same N as every other family (a per-epoch sample curve would cost more than an epoch, so its quality
-curve is the validation NLL). The network lives in
-`components.models.common.PixelCNNBase`, shared with the class-conditional `cpixelcnn`.
+curve is the validation NLL). The network is `PixelCNNBase`, which the class-conditional `cpixelcnn` extends.
 """
 
 from __future__ import annotations
 
-from components.models.base import Capabilities, Family
-from components.models.common import PixelCNNBase, PixelCNNConfig
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from components.data.shards import DatasetSpec
+from components.models.base import Capabilities, Family, GenerativeModel, ModelConfig, Phase
+from components.models.layers import GatedStack, MaskedConv2d
+
+
+class PixelCNNConfig(ModelConfig):
+    arch: Literal["gated", "masked"] = "gated"  # gated: no blind spot (2016b); masked: the original (2016a)
+    channels: int = Field(16, ge=1)  # feature maps per layer
+    layers: int = Field(5, ge=1)  # gated layers (or mask-B layers) after the first
+    kernel: int = Field(3, ge=3)  # odd kernel size of the gated layers / mask-B convs
+    output: Literal["auto", "bernoulli", "softmax"] = "auto"  # auto: bernoulli iff the data is binary
+    lr: float = Field(1e-3, gt=0)  # Adam learning rate
+    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(5, ge=1)
+
+
+class PixelCNNBase(GenerativeModel):
+    """p(x[ | y]) = prod_i p(x_i | x_<i[, y]) in raster order; the family files (pixelcnn, cpixelcnn) set
+    `conditional` and the capabilities. Output per pixel and channel: one Bernoulli logit for binary data,
+    else a 256-way softmax over 8-bit values, channels conditionally independent given the previous pixels.
+    A conditional model adds a class embedding to every layer's pre-activations (gated: both stacks' gates,
+    van den Oord et al. 2016b eq. 4; masked: a bias per layer), the same at every position."""
+
+    conditional = False
+
+    def __init__(self, config: PixelCNNConfig, spec: DatasetSpec):
+        super().__init__(config, spec)
+        out = config.output if config.output != "auto" else ("bernoulli" if spec.binary else "softmax")
+        if out == "bernoulli" and not spec.binary:
+            raise ValueError(f"models.{type(self).__name__.lower()}.output: bernoulli needs binary data and "
+                             f"{spec.name} is not binary; "
+                             "use softmax or set data.binarize: true")
+        self.output, self.c = out, spec.channels
+        self.levels = 1 if out == "bernoulli" else 256
+        ch, k = config.channels, config.kernel
+        classes = spec.num_classes if self.conditional else 0
+        if config.arch == "gated":
+            self.gated = GatedStack(spec.channels, ch, config.layers, k, classes)
+        else:
+            self.stem = MaskedConv2d("A", spec.channels, ch, 7, padding=3)
+            self.stack = nn.ModuleList([MaskedConv2d("B", ch, ch, k, padding=k // 2) for _ in range(config.layers)])
+            if classes:  # one label bias per layer (stem, then each mask-B conv)
+                self.label_bias = nn.ModuleList([nn.Embedding(classes, ch) for _ in range(config.layers + 1)])
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(ch, ch, 1), nn.ReLU(), nn.Conv2d(ch, self.c * self.levels, 1))
+
+    def _labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError(f"{type(self).__name__} is conditional: pass the images' labels")
+        return y.to(self.device).long()
+
+    def logits(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-pixel output for images x in [0, 1]: (B, C, H, W) -> (B, C, L, H, W), L = 1 or 256 levels;
+        the output at (i, j) depends on x only through pixels before (i, j) in raster order (and on the
+        labels (B,) of a conditional model)."""
+        inp, y = x * 2 - 1, self._labels(labels)
+        if self.config.arch == "gated":
+            h = self.gated(inp, y)
+        else:
+            h = self.stem(inp)
+            for i, conv in enumerate([None, *self.stack]):
+                h = h if conv is None else conv(F.relu(h))
+                if y is not None:
+                    h = h + self.label_bias[i](y)[:, :, None, None]  # (B, ch) -> (B, ch, 1, 1), every position
+        b, _, height, width = x.shape
+        return self.head(h).reshape(b, self.c, self.levels, height, width)  # (B, C*L, H, W) -> (B, C, L, H, W)
+
+    def _log_prob(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log p(x[ | y]) per image in nats, summed over pixels and channels."""
+        out = self.logits(x, labels)
+        if self.output == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(out[:, :, 0], x, reduction="none").flatten(1).sum(1)
+        target = (x * 255).round().long()  # (B, C, H, W) 8-bit values
+        return -F.cross_entropy(out.transpose(1, 2), target, reduction="none").flatten(1).sum(1)
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, labels: torch.Tensor | None = None, n_samples: int = 1) -> torch.Tensor:
+        """Exact per-image log-likelihood log p(x[ | y]) in nats (n_samples is for bounds and ignored)."""
+        return self._log_prob(x, labels)
+
+    @property
+    def receptive_rows(self) -> int:
+        """How many rows above a pixel its prediction can depend on: the first layer reaches k//2 rows up
+        (the masked stem 3), every later layer k//2 more. Columns reach as far left and right (in the rows
+        above), so this is also the half-width of the receptive field."""
+        k = self.config.kernel
+        first = k // 2 if self.config.arch == "gated" else 3
+        return first + self.config.layers * (k // 2)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               window: bool = True) -> torch.Tensor:
+        """Ancestral sampling in raster order, one network pass per pixel; with `window` each pass sees only the
+        rows and columns its pixel can depend on (receptive_rows above, left and right of it): the output at a
+        pixel is a function of its receptive field alone, so the samples are the same for less work."""
+        y = self.check_labels(n, labels, generator)
+        with self.evaluating():
+            _, height, width = self.spec.shape
+            x = torch.zeros(n, self.c, height, width, device=self.device)
+            r = self.receptive_rows
+            for i in range(height):
+                top = max(0, i - r) if window else 0
+                for j in range(width):
+                    left, right = (max(0, j - r), min(width, j + r + 1)) if window else (0, width)
+                    out = self.logits(x[:, :, top : i + 1, left:right], y)[:, :, :, i - top, j - left]  # (B, C, L)
+                    if self.output == "bernoulli":
+                        u = torch.rand(n, self.c, generator=generator).to(self.device)
+                        x[:, :, i, j] = (u < torch.sigmoid(out[:, :, 0])).float()
+                    else:
+                        probs = out.softmax(-1).reshape(n * self.c, self.levels).cpu()
+                        x[:, :, i, j] = torch.multinomial(probs, 1, generator=generator).reshape(n, self.c).to(x) / 255
+            return x
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"adam": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
+
+    def phases(self, optimizers) -> list[Phase]:
+        def loss(batch):
+            x, y = batch
+            nll = -self._log_prob(x, y if self.conditional else None).mean()
+            return nll, {"nll": nll.detach()}
+
+        return [Phase("nll", "adam", loss, list(self.parameters()))]
 
 
 class PixelCNN(PixelCNNBase):

@@ -113,9 +113,8 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     if concurrency < settings.max_concurrent_trials:
         log(f"[tune {name}] max_concurrent_trials {settings.max_concurrent_trials} -> {concurrency}: "
             f"{settings.workers_per_trial} workers per trial must fit the cluster's CPUs")
-    from components.data.shards import sha256_file
-
     from components.code import model_code_hash
+    from components.data.shards import sha256_file
 
     upstream = {m: sha256_file(Path(f)) for m, f in base_job.upstream.items()}  # a retrained upstream: a new sweep
     key = [spec.model_dump(), settings.model_dump(), base_job.model_config, exhaustive, model_code_hash(name),
