@@ -295,17 +295,93 @@ def _trainer_class(tune_trial: bool):
     return GenZooTrainer
 
 
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def _gloo_on_loopback() -> None:
+    """Gloo binds its pair sockets to the address the host name resolves to (a LAN address on many machines)
+    unless GLOO_SOCKET_IFNAME names an interface: name the loopback one, unless the user chose."""
+    import psutil
+
+    for name, addrs in psutil.net_if_addrs().items():
+        if any(a.address == "127.0.0.1" for a in addrs):
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", name)
+            return
+
+
+def _store_dir() -> str:
+    """A fresh 0700 directory for one worker group's FileStore, named after this (controller) process, under the
+    user's private GenZoo directory; stores left by controllers that died without shutting down (an ASHA-stopped
+    Tune trial, a killed stage) are removed first."""
+    import psutil
+
+    from components.training.ray_session import session_dir
+
+    root = session_dir() / "pg"
+    root.mkdir(mode=0o700, exist_ok=True)
+    for d in root.iterdir():
+        pid = d.name.split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
+
+
+def _torch_config(backend: str):
+    """Ray Train's TorchConfig, except that a worker group on one node joins its process group through a
+    FileStore (a file in a 0700 temporary directory) instead of torch's TCPStore, which listens on every
+    interface without authentication whatever MASTER_ADDR says, and gloo's sockets bind the loopback interface;
+    a group spread over nodes rendezvous over TCP as Ray Train does (a cluster's network is the user's to secure)."""
+    import ray
+    from ray.train.torch import TorchConfig
+    from ray.train.torch.config import (
+        _set_torch_distributed_env_vars,
+        _setup_torch_process_group,
+        _TorchBackend,
+    )
+
+    class _FileStoreBackend(_TorchBackend):
+        store_dir: str | None = None
+
+        def on_start(self, worker_group, backend_config):
+            if len(set(worker_group.execute(_node_id))) > 1:
+                return super().on_start(worker_group, backend_config)
+            self.store_dir = _store_dir()  # 0700: only this user's processes can join
+            url = "file://" + os.path.join(self.store_dir, "store")
+            worker_group.execute(_set_torch_distributed_env_vars)  # LOCAL_RANK & co., as Ray Train does
+            if backend_config.backend == "gloo":
+                worker_group.execute(_gloo_on_loopback)
+            n = len(worker_group)
+            ray.get([worker_group.execute_single_async(i, _setup_torch_process_group, backend=backend_config.backend,
+                                                       world_rank=i, world_size=n, init_method=url,
+                                                       timeout_s=backend_config.timeout_s) for i in range(n)])
+
+        def on_shutdown(self, worker_group, backend_config):
+            try:
+                super().on_shutdown(worker_group, backend_config)
+            finally:
+                if self.store_dir:
+                    shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    class _Config(TorchConfig):
+        @property
+        def backend_cls(self):
+            return _FileStoreBackend
+
+    return _Config(backend=backend)
+
+
 def make_trainer(job: TrainJob, callbacks: list | None = None):
     """The TorchTrainer for a job (gloo on CPU, NCCL on GPU); `callbacks` e.g. Tune's report callback."""
     import ray.train
-    from ray.train.torch import TorchConfig
-
     gpu = uses_gpu(job.use_gpu)
     resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if gpu else {})}
     return _trainer_class(tune_trial=bool(callbacks))(
         _worker,
         train_loop_config=asdict(job),
-        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        torch_config=_torch_config("nccl" if gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=job.workers, use_gpu=gpu, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
             name=job.run_name,

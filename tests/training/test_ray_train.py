@@ -109,3 +109,68 @@ def test_two_worker_gan_records_sample_quality_without_waiting_for_rank_1(projec
     assert {"q_fid", "q_precision", "q_recall", "q_floor_fid"} <= set(h) and h["validate_time_s"] < 60
     tracker = Tracker(outcome.tracking_uri, "genzoo")
     assert [s for s, _ in tracker.metric_history(outcome.run_id, "q_fid")] == [1]
+
+
+def _listening_after_all_reduce(config):
+    """A worker's loop: one all_reduce, then the TCP addresses this process listens on, written by rank 0."""
+    import json
+    from pathlib import Path
+
+    import psutil
+    import torch.distributed as dist
+
+    t = torch.ones(1)
+    dist.all_reduce(t)
+    listening = sorted({c.laddr.ip for c in psutil.Process().net_connections("tcp") if c.status == psutil.CONN_LISTEN})
+    if dist.get_rank() == 0:
+        Path(config["out"]).write_text(json.dumps({"sum": t.item(), "listening": listening}))
+
+
+LOOPBACK = ("127.", "::1", "::ffff:127.")
+
+
+@pytest.mark.timeout(300)
+def test_a_local_worker_group_listens_on_loopback_only(ray_local, tmp_path):
+    """torch's TCPStore (Ray Train's rendezvous) listens on every interface whatever MASTER_ADDR says; a local
+    session's worker group joins through a FileStore instead (ray_train._torch_config), so rank 0 listens on
+    loopback only. Ray Train's own TorchConfig, run the same way, shows the wildcard listener the test catches."""
+    import json
+
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from components.training.ray_session import session_dir
+    from components.training.ray_train import _torch_config
+
+    stores = session_dir() / "pg"
+    stores.mkdir(exist_ok=True)
+    dead = stores / "999999999-left-by-a-killed-controller"
+    dead.mkdir()
+    before = set(stores.iterdir())
+
+    def run(torch_config, name):
+        out = tmp_path / f"{name}.json"
+        TorchTrainer(_listening_after_all_reduce, train_loop_config={"out": str(out)}, torch_config=torch_config,
+                     scaling_config=ray.train.ScalingConfig(num_workers=2),
+                     run_config=ray.train.RunConfig(name=name, storage_path=str(tmp_path))).fit()
+        return json.loads(out.read_text())
+
+    ours = run(_torch_config("gloo"), "filestore")
+    assert ours["sum"] == 2.0, "the two workers form one process group"
+    assert all(ip.startswith(LOOPBACK) for ip in ours["listening"]), ours["listening"]
+    theirs = run(TorchConfig(backend="gloo"), "tcpstore")
+    assert theirs["sum"] == 2.0 and any(not ip.startswith(LOOPBACK) for ip in theirs["listening"]), theirs["listening"]
+    assert not set(stores.iterdir()) - before, "the store's directory is removed at shutdown"
+    assert not dead.exists(), "a store whose controller died is removed by the next worker group"
+
+
+def test_every_train_stage_and_trial_uses_the_file_store_backend(trained):
+    """make_trainer, which train stages and Tune trials both call, builds the trainer with _torch_config."""
+    from components.data import load_spec
+    from components.training import base_job
+    from components.training.ray_train import make_trainer
+
+    params, outcome, _ = trained
+    spec = load_spec(params.path(params.data.out_dir))
+    job = base_job(params, "vae", spec, params.model_config_for("vae").model_dump(), outcome.tracking_uri)
+    assert type(make_trainer(job).backend_config).backend_cls.fget(None).__name__ == "_FileStoreBackend"
