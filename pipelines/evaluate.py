@@ -60,6 +60,18 @@ def recorded(params, name: str) -> dict | None:
     return None
 
 
+def check_runs(params, names: list[str]) -> None:
+    """Refuse before any evaluation runs or any file is replaced: every model's run (models/<m>/run.json) must
+    be in this project's tracking store, and that store must be one MLflow can read."""
+    from components.tracking import Tracker, own_run_store, tracking_uri
+
+    Tracker(tracking_uri(params.mlflow.tracking_uri, params.root), params.mlflow.experiment, root=params.root)
+    for name in names:
+        run_file = params.path(f"models/{name}/run.json")
+        if run_file.is_file():
+            own_run_store(params, json.loads(run_file.read_text()), run_file)
+
+
 def evaluate_one(params, name: str, now: dict) -> dict:
     """Evaluate model `name`, log the result to its run, and record `now` (its inputs) beside the figures."""
     from components.evaluation import evaluate_model
@@ -101,11 +113,6 @@ def main() -> None:
         return
     from components.errors import DataError
 
-    if not args.model:  # the stage's output folders hold the models of pipeline.models, no others
-        for folder, suffix in (("metrics", ".json"), ("evaluation", "")):
-            for f in params.path(folder).iterdir() if params.path(folder).is_dir() else []:
-                if not f.name.startswith(".") and f.name.removesuffix(suffix) not in [*names, "real"]:
-                    shutil.rmtree(f) if f.is_dir() else f.unlink()
     cache: dict = {}
     todo = {}
     for name in names:
@@ -117,6 +124,13 @@ def main() -> None:
                   f"metrics/{name}.json was computed from)")
         else:
             todo[name] = now
+    if todo:
+        check_runs(params, list(todo))  # before any work or write
+    if not args.model:  # the stage's output folders hold the models of pipeline.models, no others
+        for folder, suffix in (("metrics", ".json"), ("evaluation", "")):
+            for f in params.path(folder).iterdir() if params.path(folder).is_dir() else []:
+                if not f.name.startswith(".") and f.name.removesuffix(suffix) not in [*names, "real"]:
+                    shutil.rmtree(f) if f.is_dir() else f.unlink()
     if not todo and params.path("metrics/real.json").is_file():
         return
     from components.evaluation import import_libraries

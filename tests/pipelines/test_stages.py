@@ -84,6 +84,21 @@ def test_a_failed_evaluation_leaves_the_one_before_as_it_was(project):
     assert not (project / "evaluation/dcgan.tmp").exists() and not (project / "metrics/dcgan.json").exists()
 
 
+def test_a_run_in_another_store_is_refused_before_any_evaluation_or_write(project):
+    """models/<m>/run.json of a copied project names the other project's store: refused first, in one line naming
+    the file, before the model is loaded or features are looked for, and the evaluation before stays."""
+    (project / "models/dcgan").mkdir(parents=True)
+    (project / "models/dcgan/model.pt").write_bytes(b"never loaded")
+    (project / "models/dcgan/run.json").write_text(json.dumps({"run_id": "abc", "tracking_uri": "sqlite:////elsewhere/mlflow.db"}))
+    (project / "evaluation/dcgan").mkdir(parents=True)
+    (project / "evaluation/dcgan/samples.png").write_bytes(b"the evaluation before")
+    res = stage("evaluate", "--model", "dcgan", cwd=project)
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 2 and "models/dcgan/run.json" in last and "a copied project" in last, res.stderr[-2000:]
+    assert (project / "evaluation/dcgan/samples.png").read_bytes() == b"the evaluation before"
+    assert not (project / "metrics/dcgan.json").exists() and not (project / "evaluation/dcgan.tmp").exists()
+
+
 def test_prepare_writes_the_dataset(tmp_path):
     write_params(tmp_path)
     res = stage("prepare", cwd=tmp_path)
