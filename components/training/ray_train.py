@@ -9,6 +9,7 @@ checkpoint (so the driver sees it in `Result.metrics`) instead of raising, which
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -42,6 +43,8 @@ CONTROLLER_FAILURE_LIMIT = 3  # Ray's default (-1) retries a worker group that c
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
 ERROR_FILE = "error.json"
+# OSErrors a restart cannot fix: retrying would redo the epochs since the last checkpoint and fail the same way
+UNFIXABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 @dataclass
@@ -67,7 +70,8 @@ class TrainJob:
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     compile: bool = False  # torch.compile the sub-networks
     channels_last: bool = False  # NHWC for conv models
-    fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there
+    fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there; with
+    # "errno" (e.g. "ENOSPC") it raises that OSError instead, every time, and appends a line to the marker
     validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
     quality: dict[str, Any] | None = None  # train: {"feature_net", "n", "seed", "k"}: the per-epoch quality curve
     upstream: dict[str, str] = field(default_factory=dict)  # {model: exported file} of Family.needs
@@ -154,13 +158,59 @@ def _worker(job_dict: dict) -> None:
 
     from components.training.loop import NonFiniteLossError
 
+    if _verdict(job.run_name, take=False):  # an earlier attempt of this run met an error a restart cannot fix
+        return
     try:
         _run_loop(job, rank, world, device, state, report)
+    except OSError as err:
+        if err.errno not in UNFIXABLE_ERRNOS:
+            raise
+        _record_verdict(job.run_name, f"{err.filename or job.storage_path}: {err.strerror or err} (rank {rank})")
+        raise
     except NonFiniteLossError as err:
         with tempfile.TemporaryDirectory() as d:
             if rank == 0:
                 (Path(d) / ERROR_FILE).write_text(json.dumps({"error": str(err)}))
             ray.train.report({"genzoo_error": str(err)}, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+def _verdict_name(run_name: str) -> str:
+    return f"genzoo-verdict-{run_name}"
+
+
+def _record_verdict(run_name: str, message: str) -> None:
+    """Keep a run's unfixable error where the next attempt's workers and the driver find it without a disk: a
+    small named actor (a full disk cannot take a marker checkpoint). The restarted worker group then returns at
+    once instead of redoing epochs, and `fit` raises the message."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Verdict:
+        def __init__(self):
+            self.message = None
+
+        def set(self, message: str) -> None:
+            self.message = self.message or message
+
+        def get(self) -> str | None:
+            return self.message
+
+    actor = Verdict.options(name=_verdict_name(run_name), lifetime="detached", get_if_exists=True).remote()
+    ray.get(actor.set.remote(message))
+
+
+def _verdict(run_name: str, take: bool) -> str | None:
+    """The recorded unfixable error of run `run_name`, or None; `take` also removes it (the driver, after a run)."""
+    import ray
+
+    try:
+        actor = ray.get_actor(_verdict_name(run_name))
+    except ValueError:  # none recorded: the common case, one lookup
+        return None
+    message = ray.get(actor.get.remote())
+    if take:
+        ray.kill(actor)
+    return message
 
 
 def run_in_process(job: TrainJob, report) -> None:
@@ -239,9 +289,17 @@ class _Callbacks:
             print(f"[{self.job.model}] epoch {epoch + 1}/{self.job.epochs} done: {txt}", flush=True)
             if self.tracker is not None:
                 self.tracker.log_history(self.job.tracking["run_id"], history)
-        self.report(metrics, state)
         fault = self.job.fault
-        if fault and self.rank == fault["rank"] and epoch + 1 == fault["epoch"] and not Path(fault["marker"]).exists():
+        if fault and fault.get("errno") and self.rank == fault["rank"] and epoch + 1 == fault["epoch"]:
+            if epoch > 0:  # the epoch before is registered, so where a rerun resumes does not depend on timing
+                _await_registered_checkpoint(self.job, epoch)
+            with open(fault["marker"], "a") as f:
+                f.write(f"{fault['errno']} at epoch {epoch + 1}\n")
+            code = getattr(errno, fault["errno"])
+            raise OSError(code, os.strerror(code), str(Path(self.job.storage_path) / self.job.run_name))
+        self.report(metrics, state)
+        if fault and not fault.get("errno") and self.rank == fault["rank"] and epoch + 1 == fault["epoch"] \
+                and not Path(fault["marker"]).exists():
             _await_registered_checkpoint(self.job, epoch + 1)
             Path(fault["marker"]).write_text(f"killed after epoch {epoch + 1}\n")
             os._exit(1)  # an injected crash: the process dies without cleanup
@@ -397,9 +455,11 @@ def make_trainer(job: TrainJob, callbacks: list | None = None):
 def fit(job: TrainJob) -> dict:
     """Run the job on Ray Train; returns the final training state (model, optimizers, epoch, step, history)."""
     trainer = make_trainer(job)
+    _verdict(job.run_name, take=True)  # one left by a driver that died is not this run's
     try:
         result = trainer.fit()
     except Exception as err:  # TrainingFailedError and friends: keep the root cause, one line
+        raise_verdict(job, err)
         text = str(err)
         if "MlflowException" in text and ("Max retries exceeded" in text or "Connection refused" in text):
             short = f"the MLflow tracking server {job.tracking.get('uri')} stopped answering"
@@ -407,6 +467,7 @@ def fit(job: TrainJob) -> dict:
             short = _missing_resources(job) or (text.strip().splitlines()[-1] if text.strip() else type(err).__name__)
         raise TrainingError(f"training {job.model} failed (restarts allowed: train.max_failures={job.max_failures}): {short}; "
                             "a rerun resumes from its last checkpoint") from err
+    raise_verdict(job)
     if result.checkpoint is None:
         raise TrainingError(f"training {job.model} finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
@@ -415,6 +476,22 @@ def fit(job: TrainJob) -> dict:
             discard_run(job)  # a rerun must not resume from the diverged state
             raise TrainingError(f"training {job.model} stopped: {message}")
         return torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def raise_verdict(job: TrainJob, cause: BaseException | None = None) -> None:
+    """Raise the run's recorded unfixable error (no space, read-only, permission denied), if any, as the one line
+    that names the path and what to do, and where a rerun will resume."""
+    message = _verdict(job.run_name, take=True)
+    if message is None:
+        return
+    snapshot = Path(job.storage_path) / job.run_name / "checkpoint_manager_snapshot.json"
+    try:
+        epochs = [r.get("metrics", {}).get("epoch") for r in json.loads(snapshot.read_text()).get("checkpoint_results", [])]
+        resume = f"a rerun resumes from epoch {max(e for e in epochs if e)}'s checkpoint"
+    except (OSError, ValueError):  # no snapshot, or no checkpoint in it
+        resume = "there is no checkpoint: a rerun starts afresh"
+    raise TrainingError(f"training {job.model} stopped, not retried: {message}; free space (or fix the permissions) "
+                        f"there and rerun; {resume}") from cause
 
 
 def _missing_resources(job: TrainJob) -> str | None:

@@ -47,7 +47,7 @@ def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
 
     from components.tracking import Tracker
     from components.training.loop import NonFiniteLossError
-    from components.training.ray_train import make_trainer, run_in_process
+    from components.training.ray_train import make_trainer, raise_verdict, run_in_process
 
     trial_id = tune.get_context().get_trial_id()
     base = TrainJob(**job)
@@ -65,7 +65,12 @@ def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
             tracker.end_run(run_id, failed=True, reason=str(err))
             raise
     else:
-        make_trainer(trial_job, callbacks=[TuneReportCallback()]).fit()
+        try:
+            make_trainer(trial_job, callbacks=[TuneReportCallback()]).fit()
+        except Exception as err:  # noqa: BLE001 - a no-space trial says so, whatever Ray raised
+            raise_verdict(trial_job, err)
+            raise
+        raise_verdict(trial_job)  # its restarted workers returned at once: the trial did not finish
     tracker.end_run(run_id)
 
 

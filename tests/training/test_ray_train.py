@@ -97,6 +97,26 @@ def test_non_finite_loss_stops_the_run_and_marks_it_failed(project, ray_local):
 
 
 @pytest.mark.timeout(300)
+def test_no_space_left_is_not_retried_and_the_last_line_names_the_path(project, ray_local):
+    """An OSError a restart cannot fix (here ENOSPC, raised by rank 0 at epoch 2 of 3 on every attempt) stops the
+    run at once: Ray's restarted worker group returns without redoing the epoch, and the error names the run's
+    storage path, what to do, and the checkpoint a rerun resumes from (before: three identical doomed epochs)."""
+    marker = project / "enospc"
+    params = load_config(write_params(project, {"models": {"vae": {"epochs": 3}}, "train": {"max_failures": 2}}))
+    with pytest.raises(TrainingError) as info:
+        run_training(params, "vae", fault={"rank": 0, "epoch": 2, "marker": str(marker), "errno": "ENOSPC"})
+    message = str(info.value)
+    assert "not retried" in message and "No space left on device" in message, message
+    assert str(project / ".genzoo/ray") in message and "free space" in message, message
+    assert "resumes from epoch 1's checkpoint" in message, message
+    assert marker.read_text().splitlines() == ["ENOSPC at epoch 2"], "epoch 2 was attempted once, not retried"
+    import ray
+
+    assert not [a for a in ray.util.list_named_actors(all_namespaces=True) if "genzoo-verdict" in str(a)], \
+        "the verdict is taken"
+
+
+@pytest.mark.timeout(300)
 def test_two_worker_gan_records_sample_quality_without_waiting_for_rank_1(project, ray_local):
     """The quality check runs on rank 0 only, inside an initialised process group: a metric that synchronised
     across ranks (torchmetrics does by default) would wait forever for rank 1, which never computes it."""
