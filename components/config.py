@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from components.errors import ConfigError
 
@@ -53,7 +61,7 @@ class Section(StrictNumbers):
 
 
 class DataConfig(Section):
-    dataset: Literal["dsprites", "mnist", "fashion_mnist", "cifar10"] = "dsprites"  # which source
+    dataset: Literal["dsprites", "mnist", "fashion_mnist", "cifar10", "folder"] = "dsprites"  # folder: data.source_dir
     resolution: Literal[32, 64] = 32  # output side length in pixels (DCGAN needs a power of two)
     seed: int = SEED  # seeds dSprites factor sampling and the train/val split
     n_train: int = Field(20000, ge=1)  # dsprites: training images (torchvision sets: cap, see below)
@@ -61,9 +69,16 @@ class DataConfig(Section):
     n_test: int = Field(2000, ge=1)  # dsprites: test images; torchvision sets use their test split
     max_train: int | None = Field(None, ge=1)  # torchvision sets: keep at most this many train images
     binarize: bool = False  # threshold pixels at 0.5 (makes a Bernoulli likelihood valid on MNIST)
-    source_dir: str | None = None  # pre-staged torchvision files (air-gapped machines); None: download
+    source_dir: str | None = None  # folder: your images; torchvision sets: pre-staged files (air-gapped); None: download
     shard_rows: int = Field(8192, ge=64)  # rows per Parquet shard
     out_dir: str = "datasets/prepared"  # where prepare writes shards and dataset.json
+
+    @model_validator(mode="after")
+    def _folder_needs_its_source(self):
+        if self.dataset == "folder" and not self.source_dir:
+            raise ValueError("data.dataset: folder needs data.source_dir, the folder of your images (class "
+                             "subfolders give labels; see README)")
+        return self
 
 
 class TrainConfig(Section):

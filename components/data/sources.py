@@ -1,4 +1,5 @@
-"""Dataset sources: the procedural dSprites default and torchvision's MNIST, Fashion-MNIST and CIFAR-10.
+"""Dataset sources: the procedural dSprites default, torchvision's MNIST, Fashion-MNIST and CIFAR-10, and the
+user's own image folder (components/data/folder.py).
 
 Each source returns {split: (uint8 images (N, C, R, R), int64 labels (N,), factors)} for train, val and
 test at the configured resolution. Torchvision sets read a pre-staged copy from `data.source_dir`
@@ -176,7 +177,15 @@ def load_torchvision(cfg: DataConfig, root: Path) -> tuple[Splits, list[str], st
 
 def load_source(cfg: DataConfig, root: Path) -> tuple[Splits, list[str], str]:
     """Dispatch on data.dataset; returns (splits, class names, a line describing the source)."""
-    splits, classes, source = load_dsprites(cfg) if cfg.dataset == "dsprites" else load_torchvision(cfg, root)
+    if cfg.dataset == "dsprites":
+        splits, classes, source = load_dsprites(cfg)
+    elif cfg.dataset == "folder":
+        from components.data.folder import load_folder
+
+        src = Path(cfg.source_dir) if Path(cfg.source_dir).is_absolute() else root / cfg.source_dir
+        splits, classes, source = load_folder(src, cfg.resolution, cfg.seed)
+    else:
+        splits, classes, source = load_torchvision(cfg, root)
     if cfg.binarize:
         splits = {s: (np.where(x >= 128, 255, 0).astype(np.uint8), y, f) for s, (x, y, f) in splits.items()}
     return splits, classes, source

@@ -81,6 +81,7 @@ def train_feature_net(data_dir: Path, spec: DatasetSpec, epochs: int = 4, batch_
     x_val, y_val = read_split(data_dir, spec, "val")
     x_test, y_test = read_split(data_dir, spec, "test")
     net = FeatureNet(spec.channels, spec.num_classes)
+    batch_size = min(batch_size, max(8, len(y_train) // 8))  # a small folder of images still gets 8 steps an epoch
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     steps = epochs * (len(y_train) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=max(steps, 1))
@@ -122,7 +123,7 @@ def load_feature_net(path: Path) -> tuple[FeatureNet, str, str]:
     return net.eval(), weights_sha256(net), blob["dataset_manifest_sha256"]
 
 
-DEFAULT_MIN_ACCURACY = {"dsprites": 0.99, "mnist": 0.97, "fashion_mnist": 0.85, "cifar10": 0.70}
+DEFAULT_MIN_ACCURACY = {"dsprites": 0.99, "mnist": 0.97, "fashion_mnist": 0.85, "cifar10": 0.70, "folder": 0.0}
 
 
 def featurize(params, out_dir: Path, log=print) -> dict:
@@ -138,6 +139,11 @@ def featurize(params, out_dir: Path, log=print) -> dict:
     data_dir = params.path(params.data.out_dir)
     spec = load_spec(data_dir)
     threshold = cfg.min_feature_accuracy if cfg.min_feature_accuracy is not None else DEFAULT_MIN_ACCURACY[spec.name]
+    if spec.num_classes == 1:
+        log("[featurize] one class: the classifier has nothing to learn, so the feature space is its initial random "
+            "network (random-network features: a weaker FID / precision / recall, comparable only within this dataset)")
+    elif cfg.min_feature_accuracy is None and spec.name not in ("dsprites", "mnist", "fashion_mnist", "cifar10"):
+        log(f"[featurize] {spec.name}: no default accuracy gate; set evaluate.min_feature_accuracy to require one")
     net, scores = train_feature_net(data_dir, spec, epochs=cfg.feature_epochs, seed=cfg.seed, log=log)
     if scores["test_accuracy"] < threshold:
         raise EvaluationError(
