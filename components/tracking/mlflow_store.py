@@ -246,14 +246,19 @@ class Tracker:
         self.client.log_dict(run_id, data, name)
 
     def log_model(self, run_id: str, model_file: Path, family: str) -> str:
-        """Log an exported model as an MLflow pyfunc that rebuilds the torch module and samples from it."""
-        from components.tracking.pyfunc import GenZooSampler
+        """Log an exported model as an MLflow pyfunc that rebuilds the torch module and samples from it, with its
+        signature and an input example (components.tracking.pyfunc)."""
+        from components.models.io import load_exported
+        from components.tracking.pyfunc import GenZooSampler, input_example, signature
 
+        _, model = load_exported(model_file)
         with using(self.uri), mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=GenZooSampler(),
                 artifacts={"model": str(model_file)},
+                signature=signature(model),
+                input_example=input_example(model),
                 pip_requirements=["torch", "torchvision", "numpy", "pydantic"],
                 code_paths=[str(Path(__file__).resolve().parents[1])],
                 metadata={"genzoo_family": family},

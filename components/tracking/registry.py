@@ -171,7 +171,8 @@ def _load(tracker, model: str, alias: str, command: str):
 
 def translate_by_alias(tracker, model: str, alias: str, images, direction: str):
     """(translations, cycled back) of images ((N, C, H, W) in [0, 1], numpy) through models:/genzoo-<model>@<alias>,
-    a model that declares the `translation` capability; direction "a2b" or "b2a"."""
+    a model that declares the `translation` capability; direction "a2b" or "b2a" (the pyfunc's inference param)."""
+    import numpy as np
     import torch
 
     from components.errors import ConfigError
@@ -185,8 +186,9 @@ def translate_by_alias(tracker, model: str, alias: str, images, direction: str):
     if direction not in ("a2b", "b2a"):
         raise ConfigError(f"--direction: {direction!r}; allowed: a2b, b2a")
     back = "b2a" if direction == "a2b" else "a2b"
-    out = loaded.predict({"images": images, "direction": [direction]})
-    return torch.from_numpy(out), torch.from_numpy(loaded.predict({"images": out, "direction": [back]}))
+    images = np.asarray(images, dtype=np.float32)
+    out = loaded.predict({"images": images}, params={"direction": direction})
+    return torch.from_numpy(out), torch.from_numpy(loaded.predict({"images": out}, params={"direction": back}))
 
 
 def load_by_alias(tracker, model: str, alias: str, n: int, seed: int = 0, label: str | None = None):

@@ -165,6 +165,13 @@ def test_translating_by_alias_matches_the_torch_model(translator):
     tracker, model = translator
     x = torch.rand(3, 1, 32, 32)
     out, back = translate_by_alias(tracker, "cyclegan", CHAMPION, x.numpy(), "b2a")
+    import mlflow
+
+    from components.tracking.mlflow_store import using
+
+    with using(tracker.uri):
+        sig = mlflow.models.get_model_info(f"models:/genzoo-cyclegan@{CHAMPION}").signature
+    assert sig.inputs.input_names() == ["images"] and sig.params.params[0].name == "direction"
     with torch.no_grad():
         assert torch.allclose(out, model.translate(x, "b2a"), atol=1e-5)
         assert torch.allclose(back, model.translate(model.translate(x, "b2a"), "a2b"), atol=1e-5)

@@ -83,6 +83,13 @@ def test_logged_model_reloads_and_samples_without_training(trained):
     assert loaded.unwrap_python_model().family == "vae"
     expected = outcome.model.sample(6, generator=torch.Generator().manual_seed(1)).numpy()
     assert abs(images - expected).max() < 1e-5
+    info = mlflow.models.Model.load(model_uri)  # a signature and an input example, so serving tools can check input
+    assert info.signature.inputs.input_names() == ["n", "seed"]
+    assert info.signature.outputs.inputs[0].shape == (-1, 1, 32, 32)
+    example = info.load_input_example(mlflow.artifacts.download_artifacts(model_uri))
+    assert loaded.predict(example).shape == (4, 1, 32, 32), "the logged example is a valid input"
+    with pytest.raises(Exception, match="seed"):
+        loaded.predict({"n": [2], "seed": ["zero"]})
 
 
 def test_non_finite_loss_stops_the_run_and_marks_it_failed(project, ray_local):
