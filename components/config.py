@@ -174,6 +174,7 @@ class PipelineConfig(Section):
 class MlflowConfig(Section):
     tracking_uri: str | None = None  # None: sqlite:///<repo>/mlflow.db; MLFLOW_TRACKING_URI wins
     experiment: str = "genzoo"
+    system_metrics_interval: float = Field(10.0, ge=0)  # seconds between CPU/memory/disk/network (and GPU) samples; 0: off
 
 
 class RayConfig(Section):

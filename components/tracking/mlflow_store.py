@@ -245,6 +245,16 @@ class Tracker:
     def log_dict(self, run_id: str, data: dict, name: str) -> None:
         self.client.log_dict(run_id, data, name)
 
+    def system_metrics(self, run_id: str, interval_s: float):
+        """Start MLflow's system-metrics monitor on `run_id` (a thread sampling CPU, memory, disk, network and, with
+        nvidia-ml-py, GPU every `interval_s` seconds, logged as system/*); call `.finish()` at the end. It resumes
+        the step count of a restarted run."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, resume_logging=True, tracking_uri=self.uri)
+        monitor.start()
+        return monitor
+
     def log_model(self, run_id: str, model_file: Path, family: str) -> str:
         """Log an exported model as an MLflow pyfunc that rebuilds the torch module and samples from it, with its
         signature and an input example (components.tracking.pyfunc)."""

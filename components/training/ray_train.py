@@ -65,7 +65,7 @@ class TrainJob:
     checkpoint_every: int = 1
     log_every: int = 50
     max_failures: int = 2
-    tracking: dict[str, str] = field(default_factory=dict)  # {"uri", "experiment", "run_id"} for rank 0
+    tracking: dict[str, Any] = field(default_factory=dict)  # {"uri", "experiment", "run_id", "system_metrics_s"}: rank 0
     epoch_images: int | None = None  # images per epoch (all ranks); None: the whole train split
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     compile: bool = False  # torch.compile the sub-networks
@@ -257,7 +257,14 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
                           config={"model": job.model, "model_config": job.model_config, "seed": job.seed},
                           precision=job.precision, channels_last=job.channels_last,
                           validate=validate)
-    train(model, stream.epoch, loop_cfg, callbacks, state)
+    monitor = None
+    if tracker is not None and job.tracking.get("system_metrics_s"):  # the machine rank 0 trains on, every few s
+        monitor = tracker.system_metrics(job.tracking["run_id"], job.tracking["system_metrics_s"])
+    try:
+        train(model, stream.epoch, loop_cfg, callbacks, state)
+    finally:
+        if monitor is not None:
+            monitor.finish()
 
 
 def _record_placement(job: TrainJob, rank: int, world: int, tracker) -> None:

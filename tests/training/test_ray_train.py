@@ -23,7 +23,7 @@ def trained(tiny_project, tmp_path_factory, ray_local):
 
     root = tmp_path_factory.mktemp("trained")
     shutil.copytree(tiny_project / "datasets", root / "datasets")
-    params = load_config(write_params(root, {"models": {"vae": {"epochs": 3}}}))
+    params = load_config(write_params(root, {"models": {"vae": {"epochs": 3}}, "mlflow": {"system_metrics_interval": 0.5}}))
     marker = root / "crashed"
     outcome = run_training(params, "vae", fault={"rank": 1, "epoch": 2, "marker": str(marker)})
     from components.models.io import export_model
@@ -58,6 +58,8 @@ def test_mlflow_run_has_params_metrics_and_artifacts(trained):
     assert outcome.tracking_uri == f"sqlite:///{params.root / 'mlflow.db'}"
     assert run.info.status == "FINISHED"
     assert run.data.params["model_config.kl_weight"] == "1.0"
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(run.data.metrics), \
+        "MLflow's system metrics of the machine rank 0 trained on (mlflow.system_metrics_interval)"
     assert run.data.params["train.workers"] == "2"
     assert run.data.params["dataset.manifest_sha256"] == outcome.spec.manifest_sha256
     assert run.data.tags["genzoo.dataset_sha256"] == outcome.spec.manifest_sha256
