@@ -170,6 +170,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
 
         raise TrainingError(f"tune {name}: no trial finished with a finite {metric}; see the MLflow sweep run")
     best = min(finite, key=lambda t: t[metric])
+    _mark_chosen(tracker, sweep_run, best)
     trial_epochs = sum(t["epochs"] for t in trials)
     tracker.log_metrics(sweep_run, {f"best_{metric}": best[metric], "trial_epochs": trial_epochs,
                                     "trials": len(trials), "stopped_early": sum(t["stopped_early"] for t in trials)})
@@ -181,6 +182,17 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
             # trials' training epochs and objectives, divided by how many ran at once (the stage's own work;
             # not written to tuned/<model>.json)
             "work_s": trial_time_s / concurrency}
+
+
+def _mark_chosen(tracker, sweep_run: str, best: dict) -> None:
+    """The chosen trial's run is tagged genzoo.chosen = true, and the sweep run names it (genzoo.chosen_trial,
+    genzoo.chosen_run_id), so the MLflow UI shows which child the train stage took its values from."""
+    runs = tracker.client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{sweep_run}' and "
+                                                               f"tags.`genzoo.trial` = '{best['trial_id']}'")
+    for run in runs:
+        tracker.client.set_tag(run.info.run_id, "genzoo.chosen", "true")
+        tracker.client.set_tag(sweep_run, "genzoo.chosen_run_id", run.info.run_id)
+    tracker.client.set_tag(sweep_run, "genzoo.chosen_trial", str(best["trial_id"]))
 
 
 def _close_trial_runs(tracker, sweep_run: str, trials: list[dict], max_epochs: int) -> None:

@@ -41,6 +41,10 @@ def test_asha_stops_the_bad_trial_and_the_sweep_never_deadlocks(project, ray_loc
     status = {float(r.data.params["searched.kl_weight"]): r.info.status for r in children}
     assert status == {1.0: "FINISHED", 1000.0: "KILLED"}
     assert tracker.get_run(result["sweep_run_id"]).data.metrics["trial_epochs"] == 4
+    chosen = [r for r in children if r.data.tags.get("genzoo.chosen") == "true"]
+    assert len(chosen) == 1 and chosen[0].data.params["searched.kl_weight"] == "1.0", "the chosen trial is marked"
+    assert tracker.get_run(result["sweep_run_id"]).data.tags["genzoo.chosen_run_id"] == chosen[0].info.run_id
+    assert tracker.client.get_metric_history(chosen[0].info.run_id, "val_neg_elbo"), "a child holds its trial's curve"
 
 
 def test_train_takes_tuned_values_and_says_where_each_came_from(project):
