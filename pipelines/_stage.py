@@ -43,10 +43,9 @@ def dry_run(args: argparse.Namespace, resolved: dict) -> bool:
 
 def write_json(path: Path, obj) -> None:
     """Write `obj` as indented JSON, atomically: a reader (or dvc) sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    from components.io import write_json as _write
+
+    _write(path, obj)
 
 
 _work = {"s": 0.0}
@@ -84,13 +83,9 @@ def part(label: str) -> Iterator[None]:
 
 def _process_start() -> float:
     """When this process started (epoch seconds), so the wall time includes interpreter start and imports."""
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, StopIteration, ValueError):
-        return _IMPORTED
+    from components.process import start_time
+
+    return start_time(os.getpid()) or _IMPORTED
 
 
 _IMPORTED = time.time()
@@ -161,15 +156,16 @@ def _follow_owner() -> None:
     import signal
     import threading
 
+    from components.process import start_time
     from components.training import ray_session
 
     owner = ray_session.owner_pid()
-    start = ray_session._start_time(owner)
+    start = start_time(owner)
     if owner == os.getpid() or start is None:
         return
 
     def watch() -> None:
-        while ray_session._start_time(owner) == start:
+        while start_time(owner) == start:
             time.sleep(0.5)
         print(f"{_stage_name()}: the dvc process that started it ({owner}) is gone; stopping", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGINT)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from pipelines import _stage
 
 
@@ -19,7 +17,7 @@ def main() -> None:
     out = params.path("features")
     with _stage.work():
         summary = featurize(params, out)
-    (out / "featurize.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _stage.write_json(out / "featurize.json", summary)
     from components.tracking import Tracker, tracking_uri
 
     tracker = Tracker(tracking_uri(params.mlflow.tracking_uri, params.root), params.mlflow.experiment, root=params.root)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 
+from components.io import write_text
 from pipelines import _stage
 
 
@@ -23,11 +23,9 @@ def main() -> None:
     feat_file = params.path("features/featurize.json")
     featurize = json.loads(feat_file.read_text()) if feat_file.is_file() else None
     out = params.path("reports/index.html")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     with _stage.work():
-        tmp.write_text(build_report(params.root, models, featurize))
-    os.replace(tmp, out)
+        page = build_report(params.root, models, featurize)
+    write_text(out, page)
     from components.tracking import Tracker, tracking_uri
 
     tracker = Tracker(tracking_uri(params.mlflow.tracking_uri, params.root), params.mlflow.experiment, root=params.root)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -13,14 +12,17 @@ from pipelines import _stage
 
 def write_history(path: Path, history: list[dict]) -> None:
     """Per-epoch metrics as CSV (the DVC plot of training curves), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from components.io import atomic_write
+
     keys = ["epoch"] + sorted({k for h in history for k in h} - {"epoch"})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(history)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(history)
+
+    atomic_write(path, write)
 
 
 def trained_here(state: dict, started: float) -> list[dict]:

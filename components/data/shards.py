@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.errors import DataError
+from components.io import sha256_file  # noqa: F401 - also this module's name for callers
 
 if TYPE_CHECKING:
     import torch
@@ -57,12 +58,7 @@ class DatasetSpec:
         return len(self.classes)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+
 
 
 def check_replaceable(path: Path) -> None:

@@ -11,7 +11,6 @@ of 32, scale of 6) and degrees; the regressor's own error on real test images is
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from components.data import DatasetSpec, read_split, to_float
 from components.data.shards import read_factors
+from components.io import save_torch
 
 FACTORS = ("pos_x", "pos_y", "scale", "orientation")
 GRID = {"pos_x": 32, "pos_y": 32, "scale": 6, "orientation": 40}  # steps of the dSprites factor grid
@@ -118,9 +118,7 @@ def save_regressor(net: FactorNet | None, spec: DatasetSpec, path: Path) -> None
             "dataset_manifest_sha256": spec.manifest_sha256}
     if net is not None:
         blob["state_dict"] = net.state_dict()
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    save_torch(path, blob)
 
 
 def load_regressor(path: Path) -> FactorNet | None:

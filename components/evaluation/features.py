@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.data import DatasetSpec, read_split, to_float
+from components.io import save_torch
 
 FEATURE_DIM = 128
 
@@ -107,11 +107,8 @@ def train_feature_net(data_dir: Path, spec: DatasetSpec, epochs: int = 4, batch_
 
 def save_feature_net(net: FeatureNet, spec: DatasetSpec, path: Path) -> str:
     """Write the classifier atomically; returns the sha256 of its weights."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": net.state_dict(), "channels": spec.channels, "num_classes": spec.num_classes,
-                "dataset_manifest_sha256": spec.manifest_sha256}, tmp)
-    os.replace(tmp, path)
+    save_torch(path, {"state_dict": net.state_dict(), "channels": spec.channels, "num_classes": spec.num_classes,
+                      "dataset_manifest_sha256": spec.manifest_sha256})
     return weights_sha256(net)
 
 
@@ -155,9 +152,7 @@ def featurize(params, out_dir: Path, log=print) -> dict:
         images, labels = read_split(data_dir, spec, split)
         f, _ = embed(net, images)
         feats[split] = {"features": f, "labels": torch.from_numpy(labels)}
-    tmp = out_dir / "features.pt.tmp"
-    torch.save(feats, tmp)
-    os.replace(tmp, out_dir / "features.pt")
+    save_torch(out_dir / "features.pt", feats)
     from components.evaluation import factors
 
     regressor = None

@@ -6,13 +6,13 @@ All take and return images in [0, 1] and are saved as PNG through torchvision's 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
+from components.io import atomic_write
 from components.models.base import GenerativeModel
 
 
@@ -22,16 +22,7 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 3) -> Pa
     array = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H', W', C)
     img = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    try:
-        img.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # nothing half-written left behind
-        raise
-    return path
+    return atomic_write(path, img.save)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -6,28 +6,23 @@ Loaded with `torch.load(..., weights_only=True)`: only tensors and plain Python 
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from components.data.shards import DatasetSpec
+from components.io import save_torch
 from components.models import MODELS, GenerativeModel
 
 
 def export_model(path: Path, name: str, model: GenerativeModel) -> Path:
     """Write model `name` to `path` atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"family": name, "config": model.config.model_dump(), "spec": asdict(model.spec),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     if MODELS[name].needs:  # the upstream's weights are in the state_dict; its config rebuilds its modules
         blob["upstream"] = {m: u.config.model_dump() for m, u in model.upstream.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
-    return path
+    return save_torch(Path(path), blob)
 
 
 def load_exported(path: Path, device: str | torch.device = "cpu") -> tuple[str, GenerativeModel]:

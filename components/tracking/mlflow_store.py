@@ -168,7 +168,7 @@ class Tracker:
         killed, or the tracking server was unreachable when it tried to close them). Returns their ids."""
         import socket
 
-        from components.training.ray_session import _start_time
+        from components.process import start_time
 
         query = f"tags.`genzoo.stage` = '{stage}' and tags.`genzoo.model` = '{model}' and attributes.status = 'RUNNING'"
         closed = []
@@ -176,7 +176,7 @@ class Tracker:
             tags = run.data.tags
             if tags.get("genzoo.host") != socket.gethostname() or "genzoo.pid" not in tags:
                 continue  # another machine's run: its process cannot be checked from here
-            if str(_start_time(int(tags["genzoo.pid"]))) == tags.get("genzoo.pid_start"):
+            if str(start_time(int(tags["genzoo.pid"]))) == tags.get("genzoo.pid_start"):
                 continue  # still running
             self.end_run(run.info.run_id, failed=True, reason="its stage process ended without closing the run "
                          "(killed, or the tracking server was unreachable)")
@@ -187,10 +187,10 @@ class Tracker:
                   parent_run_id: str | None = None) -> str:
         import socket
 
-        from components.training.ray_session import _start_time
+        from components.process import start_time
 
         tags = {**(tags or {}), "genzoo.host": socket.gethostname(), "genzoo.pid": str(os.getpid()),
-                "genzoo.pid_start": str(_start_time(os.getpid()))}
+                "genzoo.pid_start": str(start_time(os.getpid()))}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from components.errors import TrainingError
+from components.io import write_text
+from components.process import is_dvc, parent, start_time
 
 OWNER_ENV = "GENZOO_RAY_OWNER"
 # Ray's node address (GCS, raylet, workers, dashboard agent, gloo rendezvous) is the loopback address, as Ray
@@ -52,32 +54,6 @@ def session_dir() -> Path:
     return d
 
 
-def _start_time(pid: int) -> int | None:
-    """Kernel start time of `pid` (clock ticks since boot), or None if it has exited: (pid, start) names
-    a process uniquely, where a pid alone may be reused."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # the fields after the name
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])  # state (zombies are gone); start time, field 22
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _is_dvc(pid: int) -> bool:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    names = [os.path.basename(a) for a in argv[:2]]
-    return "dvc" in names or argv[1:3] == ["-m", "dvc"]
-
-
 def owner_pid() -> int:
     """The process whose lifetime the session follows (see the module docstring)."""
     if os.environ.get(OWNER_ENV, "").strip():
@@ -85,20 +61,20 @@ def owner_pid() -> int:
             pid = int(os.environ[OWNER_ENV])
         except ValueError:
             raise TrainingError(f"{OWNER_ENV}={os.environ[OWNER_ENV]!r}: must be a process id") from None
-        if _start_time(pid) is None:
+        if start_time(pid) is None:
             raise TrainingError(f"{OWNER_ENV}={pid}: no such process")
         return pid
     pid = os.getppid()
     while pid > 1:
-        if _is_dvc(pid):
+        if is_dvc(pid):
             return pid
-        pid = _parent(pid)
+        pid = parent(pid)
     return os.getpid()
 
 
 def _alive(record: dict) -> bool:
-    return (_start_time(record["holder_pid"]) == record["holder_start"]
-            and _start_time(record["owner_pid"]) == record["owner_start"])
+    return (start_time(record["holder_pid"]) == record["holder_start"]
+            and start_time(record["owner_pid"]) == record["owner_start"])
 
 
 def auth_env(token_file: Path) -> dict[str, str]:
@@ -177,7 +153,7 @@ def _start(owner: int, d: Path, num_cpus: int) -> tuple[str, dict[str, str]]:
     with open(log_file, "w") as log:
         holder = subprocess.Popen(
             [sys.executable, "-m", "components.training.ray_session", "--owner", str(owner),
-             "--owner-start", str(_start_time(owner)), "--num-cpus", str(num_cpus), "--record", str(record_file)],
+             "--owner-start", str(start_time(owner)), "--num-cpus", str(num_cpus), "--record", str(record_file)],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             cwd=str(Path(__file__).resolve().parents[2]))
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -196,14 +172,14 @@ def _start(owner: int, d: Path, num_cpus: int) -> tuple[str, dict[str, str]]:
 
 def stop(record: dict) -> None:
     """Ask a session's holder to shut its Ray down (it also does so by itself once its owner exits)."""
-    if _start_time(record["holder_pid"]) == record["holder_start"]:
+    if start_time(record["holder_pid"]) == record["holder_start"]:
         try:
             os.kill(record["holder_pid"], signal.SIGTERM)
         except ProcessLookupError:
             pass
 
 
-def _hold(owner: int, owner_start: int, num_cpus: int, record_file: Path) -> None:
+def _hold(owner: int, owner_start: float, num_cpus: int, record_file: Path) -> None:
     """The holder: start Ray, publish its address, wait for the owner to exit, shut Ray down."""
     import ray
 
@@ -217,14 +193,12 @@ def _hold(owner: int, owner_start: int, num_cpus: int, record_file: Path) -> Non
                    log_to_driver=False, configure_logging=False)
     me = os.getpid()
     record = {"address": ctx.address_info["gcs_address"], "num_cpus": num_cpus, "holder_pid": me,
-              "holder_start": _start_time(me), "owner_pid": owner, "owner_start": owner_start,
+              "holder_start": start_time(me), "owner_pid": owner, "owner_start": owner_start,
               "token_file": os.environ["RAY_AUTH_TOKEN_PATH"], "dashboard": ctx.dashboard_url}
-    tmp = record_file.with_name(record_file.name + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, record_file)
+    write_text(record_file, json.dumps(record))
     print(f"holding Ray at {record['address']} for pid {owner}", flush=True)
     try:
-        while not stopping and _start_time(owner) == owner_start:
+        while not stopping and start_time(owner) == owner_start:
             time.sleep(POLL_S)
     finally:
         if record_file.is_file() and json.loads(record_file.read_text()).get("holder_pid") == me:
@@ -238,7 +212,7 @@ def _hold(owner: int, owner_start: int, num_cpus: int, record_file: Path) -> Non
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="GenZoo's Ray session holder (started by ray_train.connect)")
     ap.add_argument("--owner", type=int, required=True)
-    ap.add_argument("--owner-start", type=int, required=True)
+    ap.add_argument("--owner-start", type=float, required=True)
     ap.add_argument("--num-cpus", type=int, required=True)
     ap.add_argument("--record", type=Path, required=True)
     a = ap.parse_args()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from components.process import start_time
 from components.training import ray_session
 from tests.conftest import REPO, leftover_ray_processes, ray_processes
 
@@ -49,16 +50,16 @@ def test_stages_of_one_owner_share_one_ray_that_stops_when_the_owner_is_killed()
         token = record["token_file"]
         assert os.stat(token).st_mode & 0o077 == 0, "the session's token is readable by its user only"
         assert os.stat(ray_session.session_dir()).st_mode & 0o077 == 0
-        assert ray_session._start_time(record["holder_pid"]), "the holder runs while its owner lives"
+        assert start_time(record["holder_pid"]), "the holder runs while its owner lives"
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait()
     left = leftover_ray_processes(before, grace_s=60)
     assert not left, f"Ray outlived its owner: {left}"
     deadline = time.time() + 30  # it stops Ray first, then exits
-    while ray_session._start_time(record["holder_pid"]) is not None and time.time() < deadline:
+    while start_time(record["holder_pid"]) is not None and time.time() < deadline:
         time.sleep(0.5)
-    assert ray_session._start_time(record["holder_pid"]) is None, "the holder exited"
+    assert start_time(record["holder_pid"]) is None, "the holder exited"
     assert not os.path.exists(token) and not (ray_session.session_dir() / f"{owner.pid}.json").exists()
 
 
