@@ -33,10 +33,22 @@ for _key, _value in MLFLOW_ENV.items():
     os.environ.setdefault(_key, _value)
 
 
+def tracking_home(root: Path) -> Path:
+    """The project whose SQLite store (mlflow.db, mlartifacts/) a stage uses: the project itself, or, for a stage
+    that DVC runs in a queued or --temp experiment's workspace (<project>/.dvc/tmp/exps/<tmp>/...), the project
+    that queued it, so the experiment's runs and registered models land in the user's store and not in a copy
+    that DVC deletes afterwards (whose empty store would also disown the runs models/*/run.json name)."""
+    parts = Path(root).resolve().parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return Path(root).resolve()
+
+
 def tracking_uri(configured: str | None, root: Path) -> str:
     """The URI to use: MLFLOW_TRACKING_URI, else the configured one, else the project's SQLite store."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
-    return uri or f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"
+    return uri or f"sqlite:///{(tracking_home(root) / 'mlflow.db').resolve()}"
 
 
 def own_run_store(params, run: dict, run_file: Path) -> str:
@@ -120,7 +132,7 @@ class Tracker:
         self.uri, self.experiment_name = uri, experiment
         self._check_reachable()
         self.client = MlflowClient(tracking_uri=uri)
-        self.root = Path(root) if root is not None else Path.cwd()
+        self.root = tracking_home(root if root is not None else Path.cwd())
         self._experiment_id: str | None = None
 
     def _check_reachable(self, timeout: float = 5.0) -> None:
@@ -249,8 +261,11 @@ class Tracker:
         """Start MLflow's system-metrics monitor on `run_id` (a thread sampling CPU, memory, disk, network and, with
         nvidia-ml-py, GPU every `interval_s` seconds, logged as system/*); call `.finish()` at the end. It resumes
         the step count of a restarted run."""
+        import logging
+
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines in the stage's output
         monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, resume_logging=True, tracking_uri=self.uri)
         monitor.start()
         return monitor

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,27 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     assert resolved["model_config"]["kl_weight"] == 2.0
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
     assert "test_neg_elbo_nats" in shown
+
+    # a queued experiment runs in a copy of the project under .dvc/tmp/exps that DVC deletes afterwards; its runs
+    # and registered versions still belong in this project's store (and the copy's run.json files name that store)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "kl_weight 2"], repo)
+    run([sys.executable, "-m", "dvc", "exp", "run", "--queue", "-S", "models.vae.kl_weight=3.0"], repo)
+    run([sys.executable, "-m", "dvc", "queue", "start"], repo)
+    deadline, status = time.time() + 600, ""
+    while time.time() < deadline and not re.search(r"\b(Success|Failed)\b", status):
+        time.sleep(5)
+        status = run([sys.executable, "-m", "dvc", "queue", "status"], repo)
+    task = re.search(r"^([0-9a-f]{7})\s", status, re.M)
+    logs = subprocess.run([sys.executable, "-m", "dvc", "queue", "logs", task.group(1)], cwd=repo, capture_output=True,
+                          text=True, timeout=120).stdout if task and "Success" not in status else ""
+    assert "Success" in status, f"{status}\n{logs[-3000:]}"
+    import sqlite3
+
+    con = sqlite3.connect(repo / "mlflow.db")
+    versions = sorted(v for (v,) in con.execute("select version from model_versions where name = 'genzoo-vae'"))
+    con.close()
+    assert versions == [1, 2, 3], f"the queued experiment registered version 3 here: {versions}"
 
     # narrow dependencies: editing one family's file and adding a line to the registry (what a new family
     # does) leave every other family's stages up to date

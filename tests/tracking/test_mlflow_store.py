@@ -100,3 +100,15 @@ def test_a_damaged_store_is_refused_with_its_name_and_left_as_it_was(tmp_path):
         assert db.read_bytes() == content, f"{what}: nothing written"
     db.write_bytes(good)
     assert Tracker(uri, "genzoo", root=tmp_path).client.search_experiments(), "a sound store opens"
+
+
+def test_a_dvc_queued_experiment_tracks_to_the_project_that_queued_it(tmp_path):
+    """DVC runs queued and --temp experiments in <project>/.dvc/tmp/exps/<tmp>/: their runs and registered models
+    belong in the project's store, not in a copy DVC deletes afterwards (tests/pipelines/test_dvc_repro.py runs one)."""
+    from components.tracking.mlflow_store import tracking_home, tracking_uri
+
+    workspace = tmp_path / "proj/.dvc/tmp/exps/tmpab12cd"
+    workspace.mkdir(parents=True)
+    assert tracking_home(workspace) == (tmp_path / "proj").resolve()
+    assert tracking_uri(None, workspace) == f"sqlite:///{(tmp_path / 'proj/mlflow.db').resolve()}"
+    assert tracking_home(tmp_path / "proj") == (tmp_path / "proj").resolve(), "a project is its own home"
