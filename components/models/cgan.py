@@ -5,7 +5,7 @@ spectral norm (Miyato et al. 2018). Hinge loss by default (Miyato & Koyama 2018,
 non-saturating loss of Goodfellow et al. 2014 (`components.models.losses`). Optionally (`aux_weight` > 0)
 the auxiliary classifier of AC-GAN (Odena et al. 2017, eq. 2-3): a class head on the discriminator's trunk,
 trained on real images, whose cross-entropy on generated images (for their requested class) the generator
-minimises; at a laptop budget the projection alone leaves the label unused (docs/performance.md).
+minimises; at a laptop budget the projection alone leaves the label unused (docs/learning.md).
 
 Generated images in a training step take the real batch's labels, so fakes follow the data's class
 frequencies; `sample(n, labels)` draws the requested classes.

@@ -340,7 +340,7 @@ def uses_gpu(setting: str) -> bool:
 
 def _trainer_class(tune_trial: bool):
     """TorchTrainer without the per-run processes GenZoo does not need (each a Python process importing
-    Ray Train on a 2-core box; together ~14 s of a ~26 s start-up and shutdown, see docs/performance.md):
+    Ray Train on a 2-core box; together ~14 s of a ~26 s start-up and shutdown; docs/performance.md, history):
     - Ray Data's callback starts a DatasetManager actor and ships Ray Data's context to every worker
       (which then imports ray.data), though GenZoo's workers read their shards themselves;
     - the placement-group cleaner (a detached actor that polls the State API, and whose stop waits up to
