@@ -30,7 +30,7 @@ def test_repo_params_are_valid_and_complete():
         ({"models": {"vae": {"lr": "fast"}}}, r"models\.vae\.lr: .*valid number"),
         ({"train": {"workers": 0}}, r"train\.workers: .*greater than or equal to 1"),
         ({"data": {"resolution": 48}}, r"data\.resolution: .*32 or 64 \(got 48\)"),
-        ({"data": {"dataset": "imagenet"}}, r"data\.dataset: .*'dsprites', 'mnist', 'fashion_mnist' or 'cifar10'"),
+        ({"data": {"dataset": "imagenet"}}, r"data\.dataset: .*'dsprites', 'mnist', 'fashion_mnist', 'cifar10' or 'folder'"),
         ({"models": {"gpt": {}}}, r"models\.gpt: unknown model; allowed: " + ALLOWED),
         ({"pipeline": {"models": {"vae": "datasets/prepared", "flow": "datasets/prepared"}}},
          r"pipeline\.models: unknown model 'flow'; allowed: " + ALLOWED),
