@@ -33,9 +33,10 @@ def main() -> None:
     import torch
 
     from components.config import load_config
-    from components.data import load_spec, prepare
-    from components.evaluation import evaluate_model
+    from components.data import load_spec
+    from components.data.sources import prepare
     from components.evaluation.features import featurize
+    from components.evaluation.run import evaluate_model
     from components.models import build
     from components.models.io import export_model
 

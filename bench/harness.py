@@ -106,12 +106,13 @@ def plain_loop(name: str, cfg: dict, spec, data_dir: Path, images: int, epochs: 
 
 def ray_path(name: str, cfg: dict, data_dir: Path, storage: Path, images: int, epochs: int, workers: int) -> dict:
     """GenZoo's path: `fit` on Ray Train (no MLflow, one checkpoint at the end)."""
+    from components.config import TrainConfig
     from components.training.ray_train import TrainJob, fit
 
-    job = TrainJob(model=name, model_config=cfg, data_dir=str(data_dir), run_name=f"bench-{name}-{workers}w-{time.time_ns()}",
-                   storage_path=str(storage), epochs=epochs, batch_size=cfg["batch_size"], workers=workers,
-                   cpus_per_worker=1, use_gpu="no", seed=0, checkpoint_every=epochs, log_every=10**9,
-                   max_failures=0, epoch_images=images)
+    job = TrainJob(model=name, model_config={**cfg, "epochs": epochs}, data_dir=str(data_dir), run_name=f"bench-{name}-{workers}w-{time.time_ns()}",
+                   storage_path=str(storage), epoch_images=images,
+                   train=TrainConfig(workers=workers, cpus_per_worker=1, use_gpu="no", seed=0, checkpoint_every=epochs,
+                                     log_every=10**9, max_failures=0))
     t0 = time.perf_counter()
     state = fit(job)
     wall = time.perf_counter() - t0
@@ -141,6 +142,7 @@ def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epo
     for conv models), and the share of each epoch spent waiting for data."""
     import torch
 
+    from components.config import TrainConfig
     from components.data import ShardStream
     from components.models import build
     from components.training.loop import LoopConfig, prepare_model, train
@@ -173,8 +175,8 @@ def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epo
             torch.manual_seed(0)
             model = prepare_model(build(name, cfg, spec), device, channels_last=True, compile=compiled)
             stream = Timed(ShardStream(data_dir, spec, "train", cfg["batch_size"], 0, 1, seed=0, epoch_images=images))
-            history = train(model, stream.epoch, LoopConfig(epochs=epochs, device=device, precision=precision,
-                                                             channels_last=True), Quiet())
+            history = train(model, stream.epoch, LoopConfig(epochs=epochs, device=device,
+                                                             train=TrainConfig(precision=precision, channels_last=True)), Quiet())
             steady = history[1:]
             wait_steady = stream.wait * (len(steady) / len(history))  # approximate: waits are even per epoch
             rows[f"{precision}_{'compiled' if compiled else 'eager'}"] = {
@@ -383,7 +385,8 @@ def main() -> None:
                  "covers models trained on the data (use --fixed-cost for it, or leave it out)")
 
     from components.config import load_config
-    from components.data import load_spec, prepare
+    from components.data import load_spec
+    from components.data.sources import prepare
     from components.training.ray_train import connect
 
     tmp = Path(tempfile.mkdtemp(prefix="genzoo-harness-"))

@@ -86,7 +86,7 @@ def main() -> None:
                 model.train(was)
                 print(f"[{args.model}{args.tag}] samples after epoch {epoch + 1}: {path}", flush=True)
 
-    history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], seed=params.train.seed, log_every=10**9,
+    history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], train=params.train.model_copy(update={"log_every": 10**9}),
                                                     validate=quality), Print())
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)

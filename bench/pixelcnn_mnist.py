@@ -47,9 +47,9 @@ def main() -> None:
 
     import torch
 
-    from components.config import load_config
-    from components.data import ShardStream, load_spec, prepare, read_split
-    from components.data.sources import load_mnist_split
+    from components.config import TrainConfig, load_config
+    from components.data import ShardStream, load_spec, read_split
+    from components.data.sources import load_mnist_split, prepare
     from components.evaluation.likelihood import test_bound
     from components.models import build
     from components.training.loop import LoopConfig, train
@@ -82,7 +82,7 @@ def main() -> None:
 
         stream = ShardStream(data_dir, spec, "train", 64)
         t0 = time.perf_counter()
-        train(model, stream.epoch, LoopConfig(epochs=args.epochs, log_every=10**9), Log())
+        train(model, stream.epoch, LoopConfig(epochs=args.epochs, train=TrainConfig(log_every=10**9)), Log())
         train_s = time.perf_counter() - t0
         test_x, _ = read_split(data_dir, spec, "test")
         nll = test_bound(model, test_x)

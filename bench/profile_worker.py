@@ -74,7 +74,8 @@ def main() -> None:
     import ray
 
     from components.config import load_config
-    from components.data import load_spec, prepare
+    from components.data import load_spec
+    from components.data.sources import prepare
     from components.training.ray_train import connect
 
     tmp = Path(tempfile.mkdtemp(prefix="genzoo-profile-"))

@@ -36,8 +36,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from components.config import load_config
-    from components.data import prepare
-    from components.tuning import tune_model
+    from components.data.sources import prepare
+    from components.tuning.sweep import tune_model
 
     root = Path(tempfile.mkdtemp(prefix="genzoo-bench-tune-"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -18,7 +18,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -27,33 +26,13 @@ from pydantic import (
 )
 
 from components.errors import ConfigError
+from components.schema import StrictNumbers, is_numeric, one_line
 
 DATASETS = ("dsprites", "mnist", "fashion_mnist", "cifar10")
 RESOLUTIONS = (32, 64)
 
 
 SEED = Field(0, ge=0, le=2**32 - 1)  # every seed: numpy, torch and Optuna accept 32-bit seeds
-
-
-def _numeric(annotation) -> bool:
-    """int / float / their Optional: fields where YAML's yes/no/true/false must not pass as 1/0."""
-    args = getattr(annotation, "__args__", None)
-    if args:
-        return any(_numeric(a) for a in args if a is not type(None))
-    return annotation in (int, float)
-
-
-class StrictNumbers(BaseModel):
-    """No booleans for numbers (`epochs: yes` is not 1) and no inf/nan (`lr: .inf`); unknown keys refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, value, info):
-        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
-            raise ValueError("expected a number, not a yes/no value")
-        return value
 
 
 class Section(StrictNumbers):
@@ -143,7 +122,7 @@ class ModelTune(Section):
 
 class TuneSettings(Section):
     max_concurrent_trials: int = Field(1, ge=1)  # capped so trial drivers never starve Train workers
-    workers_per_trial: int = Field(2, ge=1)  # Ray Train workers per trial
+    workers_per_trial: int = Field(1, ge=1)  # 1: the trial trains in its Tune actor; >1: a Ray Train run per trial
     grace_period: int = Field(1, ge=1)  # ASHA: epochs before a trial can be stopped
     reduction_factor: float = Field(2.0, gt=1)  # ASHA: keep 1/reduction_factor at each rung
     epoch_images: int | None = Field(None, ge=1)  # images per trial epoch (ASHA's time unit); None: the whole split
@@ -215,7 +194,7 @@ class Params(Section):
         try:
             return MODELS[name].Config(**self.models.get(name, {}))
         except ValidationError as err:
-            raise ConfigError(_one_line(err, prefix=f"models.{name}")) from None
+            raise ConfigError(one_line(err, prefix=f"models.{name}")) from None
 
 
 def tune_settings(params: Params) -> TuneSettings:
@@ -223,7 +202,7 @@ def tune_settings(params: Params) -> TuneSettings:
     try:
         return TuneSettings(**shared)
     except ValidationError as err:
-        raise ConfigError(_one_line(err, prefix="tune")) from None
+        raise ConfigError(one_line(err, prefix="tune")) from None
 
 
 def model_tune(params: Params, name: str) -> ModelTune:
@@ -232,7 +211,7 @@ def model_tune(params: Params, name: str) -> ModelTune:
     try:
         return ModelTune(**params.tune.get(name, {}))
     except ValidationError as err:
-        raise ConfigError(_one_line(err, prefix=f"tune.{name}")) from None
+        raise ConfigError(one_line(err, prefix=f"tune.{name}")) from None
 
 
 def tune_for(params: Params, name: str) -> ModelTune:
@@ -251,7 +230,7 @@ def tune_for(params: Params, name: str) -> ModelTune:
         integer = fields[key].annotation is int
         if dist.type == "int" and not integer:
             raise ConfigError(f"{where}: type int, but models.{name}.{key} is not an integer")
-        if dist.type in ("uniform", "loguniform") and not _numeric(fields[key].annotation):
+        if dist.type in ("uniform", "loguniform") and not is_numeric(fields[key].annotation):
             raise ConfigError(f"{where}: type {dist.type}, but models.{name}.{key} is not a number; use type choice")
         if dist.type in ("uniform", "loguniform") and integer:
             raise ConfigError(f"{where}: type {dist.type} on the integer models.{name}.{key}; use type int")
@@ -263,7 +242,7 @@ def tune_for(params: Params, name: str) -> ModelTune:
             try:
                 MODELS[name].Config(**{**base, key: value})
             except ValidationError as err:
-                problem = _one_line(err).split(": ", 1)[-1]
+                problem = one_line(err).split(": ", 1)[-1]
                 raise ConfigError(f"{where}.{label}: {value!r} is not allowed for models.{name}.{key}: {problem}") from None
     for i, point in enumerate(spec.points_to_evaluate):
         extra, missing = set(point) - set(spec.space), set(spec.space) - set(point)
@@ -272,17 +251,6 @@ def tune_for(params: Params, name: str) -> ModelTune:
         if missing:
             raise ConfigError(f"tune.{name}.points_to_evaluate[{i}]: must set every searched key; missing {sorted(missing)}")
     return spec
-
-
-def _one_line(err: ValidationError, prefix: str = "") -> str:
-    """First pydantic error as 'key: problem (got value)'."""
-    e = err.errors()[0]
-    key = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-    if e["type"] == "extra_forbidden":
-        return f"{key}: unknown key (not a GenZoo parameter; check the spelling against params.yaml)"
-    got = e.get("input")
-    got_txt = f" (got {got!r})" if not isinstance(got, dict) else ""
-    return f"{key}: {e['msg'].removeprefix('Value error, ')}{got_txt}"
 
 
 def _overlay(base: dict, extra: dict) -> dict:
@@ -356,7 +324,7 @@ def read_params(path: str | os.PathLike = "params.yaml") -> Params:
     try:
         params = Params(**raw)
     except ValidationError as err:
-        raise ConfigError(_one_line(err)) from None
+        raise ConfigError(one_line(err)) from None
     params._root = path.resolve().parent
     out = params.path(params.data.out_dir)
     if out == params.root or params.root.is_relative_to(out) or not out.is_relative_to(params.root):

@@ -74,7 +74,7 @@ def check_runs(params, names: list[str]) -> None:
 
 def evaluate_one(params, name: str, now: dict) -> dict:
     """Evaluate model `name`, log the result to its run, and record `now` (its inputs) beside the figures."""
-    from components.evaluation import evaluate_model
+    from components.evaluation.run import evaluate_model
 
     model_dir, out_dir = params.path(f"models/{name}"), params.path(f"evaluation/{name}")
     tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
@@ -133,7 +133,7 @@ def main() -> None:
                     shutil.rmtree(f) if f.is_dir() else f.unlink()
     if not todo and params.path("metrics/real.json").is_file():
         return
-    from components.evaluation import import_libraries
+    from components.evaluation.run import import_libraries
 
     import_libraries()  # start-up, not work
     import components.tracking  # noqa: F401 - MLflow too

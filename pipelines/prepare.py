@@ -12,7 +12,7 @@ def main() -> None:
     params = _stage.load(args)
     if _stage.dry_run(args, {"data": params.data.model_dump()}):
         return
-    from components.data import prepare
+    from components.data.sources import prepare
 
     t0 = time.perf_counter()
     with _stage.work():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -39,12 +38,12 @@ def main() -> None:
     name = args.model
     if args.dry_run:
         from components.data import load_spec
-        from components.training import resolve
+        from components.training.job import resolve
 
         _stage.dry_run(args, resolve(params, name, load_spec(params.path(params.data.out_dir))))
         return
     from components.models.io import export_model
-    from components.training import finish_run, run_training
+    from components.training.job import finish_run, run_training
 
     if params.train.quality_images and not params.path("features/classifier.pt").is_file():
         print(f"[{name}] features/classifier.pt missing: the quality curve has no sample metrics "
@@ -56,13 +55,12 @@ def main() -> None:
     out = params.path(f"models/{name}")
     out.mkdir(parents=True, exist_ok=True)
     export_model(out / "model.pt", name, outcome.model)
-    (out / "resolved_config.json").write_text(json.dumps(outcome.resolved, indent=2) + "\n")
+    _stage.write_json(out / "resolved_config.json", outcome.resolved)
     write_history(params.path(f"plots/train/{name}.csv"), outcome.state["history"])
     model_uri = finish_run(outcome, out / "model.pt", params)
-    (out / "run.json").write_text(json.dumps({"run_id": outcome.run_id, "tracking_uri": outcome.tracking_uri,
-                                              "model_uri": model_uri, "epochs": outcome.state["epoch"],
-                                              "steps": outcome.state["step"],
-                                              "resumed_from": outcome.state["resumes"]}, indent=2) + "\n")
+    _stage.write_json(out / "run.json", {"run_id": outcome.run_id, "tracking_uri": outcome.tracking_uri,
+                                         "model_uri": model_uri, "epochs": outcome.state["epoch"],
+                                         "steps": outcome.state["step"], "resumed_from": outcome.state["resumes"]})
     resumed = f", resumed from {outcome.state['resumes']}" if outcome.state["resumes"] else ""
     print(f"trained {name}: {outcome.state['epoch']} epochs, {outcome.state['step']} steps in "
           f"{time.perf_counter() - t0:.0f}s{resumed}; MLflow run {outcome.run_id}")

@@ -12,7 +12,7 @@ def main() -> None:
         # a model without a sweep (most, in the default run) is recorded from tune.<model> alone, without the
         # model registry and torch: ~0.5 s instead of ~2 s. Its train stage validates everything else.
         from components.config import read_params
-        from components.tuning import no_sweep
+        from components.tuning.sweep import no_sweep
 
         light = read_params(args.params)
         skipped = no_sweep(light, name) if name in light.pipeline.models else None
@@ -26,7 +26,7 @@ def main() -> None:
     spec, settings = tune_for(params, name), tune_settings(params)
     if _stage.dry_run(args, {"model": name, "tune": spec.model_dump(), "settings": settings.model_dump()}):
         return
-    from components.tuning import tune_model
+    from components.tuning.sweep import tune_model
 
     result = tune_model(params, name)
     _stage.add_work(result.pop("work_s", 0.0))

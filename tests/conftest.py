@@ -56,7 +56,7 @@ def write_params(root: Path, extra: dict | None = None) -> Path:
 def tiny_project(tmp_path_factory) -> Path:
     """A project directory with tiny params and a prepared dSprites dataset (shared, read-only)."""
     from components.config import load_config
-    from components.data import prepare
+    from components.data.sources import prepare
 
     root = tmp_path_factory.mktemp("project")
     prepare(load_config(write_params(root)))

@@ -42,7 +42,7 @@ def test_a_comment_in_the_family_or_a_shared_file_changes_the_hash_of_those_that
 def test_the_resolved_config_and_so_the_checkpoint_key_carry_the_code(tiny_project):
     from components.config import load_config
     from components.data import load_spec
-    from components.training import resolve
+    from components.training.job import resolve
 
     params = load_config(tiny_project / "params.yaml")
     resolved = resolve(params, "vae", load_spec(params.path(params.data.out_dir)))

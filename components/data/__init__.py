@@ -1,4 +1,5 @@
-"""Data: sources (procedural dSprites, torchvision sets), Parquet shards with a manifest, streaming readers."""
+"""Data: sources (procedural dSprites, torchvision sets, an image folder) and `sources.prepare`, Parquet shards
+with a manifest, streaming readers. Package files hold names, not orchestration."""
 
 from components.data.shards import (
     DataError,
@@ -10,14 +11,4 @@ from components.data.shards import (
     write_dataset,
 )
 
-__all__ = ["DataError", "DatasetSpec", "ShardStream", "load_spec", "prepare", "read_split", "to_float"]
-
-
-def prepare(params) -> DatasetSpec:
-    """Build the dataset params.data describes and write it to params.data.out_dir (atomically)."""
-    from components.data.sources import load_source
-
-    cfg = params.data
-    splits, classes, source = load_source(cfg, params.root)
-    return write_dataset(params.path(cfg.out_dir), name=cfg.dataset, splits=splits, classes=classes,
-                         source=source, shard_rows=cfg.shard_rows)
+__all__ = ["DataError", "DatasetSpec", "ShardStream", "load_spec", "read_split", "to_float", "write_dataset"]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from components.config import DataConfig
 from components.data import dsprites
-from components.data.shards import DataError
+from components.data.shards import DataError, DatasetSpec, write_dataset
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -189,3 +189,11 @@ def load_source(cfg: DataConfig, root: Path) -> tuple[Splits, list[str], str]:
     if cfg.binarize:
         splits = {s: (np.where(x >= 128, 255, 0).astype(np.uint8), y, f) for s, (x, y, f) in splits.items()}
     return splits, classes, source
+
+
+def prepare(params) -> DatasetSpec:
+    """Build the dataset params.data describes and write it to params.data.out_dir (atomically)."""
+    cfg = params.data
+    splits, classes, source = load_source(cfg, params.root)
+    return write_dataset(params.path(cfg.out_dir), name=cfg.dataset, splits=splits, classes=classes,
+                         source=source, shard_rows=cfg.shard_rows)

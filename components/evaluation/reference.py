@@ -15,8 +15,8 @@ from components.data import load_spec, read_split
 def reference_metrics(params, feature_dir: Path, sizes: list[int]) -> dict:
     """{metrics of real val vs real test at the largest N, "protocol", "by_n": {N: metrics}} for every N in
     `sizes` (each capped at the test split); the training split stands in for val when val is smaller than N."""
-    from components.evaluation import _versions
     from components.evaluation.features import embed, load_feature_net
+    from components.evaluation.run import versions
     from components.evaluation.sample_metrics import all_metrics
 
     cfg = params.evaluate
@@ -37,7 +37,7 @@ def reference_metrics(params, feature_dir: Path, sizes: list[int]) -> dict:
         m["protocol"] = {"dataset": spec.name, "dataset_manifest_sha256": spec.manifest_sha256, "split": "test",
                          "seed": cfg.seed, "feature_net_sha256": net_sha, "n_real": n, "n_fake": n,
                          "precision_recall_k": cfg.pr_k, "kid_subsets": 50,
-                         "reference": f"the first N {source} images in place of samples", "reference_split": source, "versions": _versions()}
+                         "reference": f"the first N {source} images in place of samples", "reference_split": source, "versions": versions()}
         by_n[n] = m
     top = max(by_n)
     return {"model": "real data", **by_n[top], "by_n": {str(n): {k: v for k, v in m.items() if k != "protocol"}

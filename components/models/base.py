@@ -34,8 +34,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from components.config import StrictNumbers
 from components.data.shards import DatasetSpec
+from components.schema import StrictNumbers
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images in [0, 1] (B, C, H, W), labels (B,))
 LossFn = Callable[[Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]

@@ -39,3 +39,8 @@ def load_exported(path: Path, device: str | torch.device = "cpu") -> tuple[str, 
     model = MODELS[name].build(blob["config"], spec, upstream or None)
     model.load_state_dict(blob["state_dict"])  # the upstream's weights too
     return name, model.to(device).eval()
+
+
+def load_upstream(files: dict[str, str | Path]) -> dict:
+    """{model: the exported model, eval mode} for upstream_files' result (or None when empty)."""
+    return {m: load_exported(f)[1] for m, f in files.items()} or None

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import torch
 import torch.distributed as dist
 
+from components.config import TrainConfig
 from components.data.shards import to_float
 from components.models.base import GenerativeModel, Phase
 
@@ -34,18 +35,17 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class LoopConfig:
+    """One run of the loop: its length, this rank's place in the group, and the run settings (seed,
+    checkpoint_every, log_every, precision, channels_last), declared once in params.train's TrainConfig."""
+
     epochs: int
-    seed: int = 0
-    checkpoint_every: int = 1
-    log_every: int = 50
+    train: TrainConfig = field(default_factory=TrainConfig)
     rank: int = 0
     world_size: int = 1
     device: str = "cpu"
-    config: dict[str, Any] = field(default_factory=dict)  # stored in checkpoints
+    config: dict[str, Any] = field(default_factory=dict)  # stored in checkpoints: what ran
     validate: Callable[[GenerativeModel], dict[str, float]] | None = None  # rank 0, after each epoch: the tuning
     # objective, or the family's quality curve (components.evaluation.validation)
-    precision: str = "fp32"  # "bf16": forward passes under autocast; weights, grads and optimizers stay fp32
-    channels_last: bool = False  # feed images as NHWC (prepare_model converts the conv weights)
 
 
 class Callbacks(Protocol):
@@ -147,7 +147,7 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
                 "resumes": list(resumes)}
 
     for epoch in range(start_epoch, cfg.epochs):
-        torch.manual_seed(hash((cfg.seed, cfg.rank, epoch)) & 0x7FFFFFFF)  # noise differs per rank and epoch
+        torch.manual_seed(hash((cfg.train.seed, cfg.rank, epoch)) & 0x7FFFFFFF)  # noise differs per rank and epoch
         model.train()
         model.schedule(optimizers, epoch, cfg.epochs)
         sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=device))
@@ -164,13 +164,13 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
                             done = True
                             break
                         x, y = nxt
-                        batch = _to_device(x, y, device, cfg.channels_last)
+                        batch = _to_device(x, y, device, cfg.train.channels_last)
                         images += x.shape[0]
                     trainable = {id(p) for p in phase.parameters}
                     for p in all_params:
                         p.requires_grad_(id(p) in trainable)
                     model.zero_grad(set_to_none=True)
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
                         loss, metrics = phase.loss(batch)
                     loss = loss.float()
                     loss.backward()
@@ -188,7 +188,7 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
             if done:
                 break
             step += 1
-            if cfg.rank == 0 and step % cfg.log_every == 0:
+            if cfg.rank == 0 and step % cfg.train.log_every == 0:
                 callbacks.on_progress(epoch, step, {k: (sums[k] / counts[k]).item() for k in sums})
         for p in all_params:
             p.requires_grad_(True)
@@ -209,6 +209,6 @@ def train(model: GenerativeModel, batches: Callable[[int], Iterator], cfg: LoopC
             metrics["validate_time_s"] = time.perf_counter() - t_val
             model.train()
         history.append(metrics)
-        due = (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs
+        due = (epoch + 1) % cfg.train.checkpoint_every == 0 or epoch + 1 == cfg.epochs
         callbacks.on_epoch_end(epoch, metrics, history, snapshot if due else None)
     return history

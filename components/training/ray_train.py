@@ -16,14 +16,15 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from components.config import TrainConfig
 from components.errors import ConfigError, TrainingError
+from components.training import faults
 
 STATE_FILE = "state.pt"
 # Set before Ray is first imported (its constants read them at import); a user's own setting wins.
@@ -52,29 +53,25 @@ class TrainJob:
     """Everything a training run needs, as plain values (it travels to the workers)."""
 
     model: str  # registry name
-    model_config: dict[str, Any]
+    model_config: dict[str, Any]  # the model's resolved config; its epochs and batch_size are the run's
     data_dir: str  # absolute path of the prepared dataset
     run_name: str  # Ray Train run name (storage_path/run_name holds the checkpoints)
     storage_path: str  # absolute path or URI, shared by all nodes in cluster mode
-    epochs: int
-    batch_size: int
-    workers: int = 2
-    cpus_per_worker: int = 1
-    use_gpu: str = "auto"
-    seed: int = 0
-    checkpoint_every: int = 1
-    log_every: int = 50
-    max_failures: int = 2
+    train: TrainConfig = field(default_factory=TrainConfig)  # params.train: workers, seed, checkpoints, precision
     tracking: dict[str, Any] = field(default_factory=dict)  # {"uri", "experiment", "run_id", "system_metrics_s"}: rank 0
     epoch_images: int | None = None  # images per epoch (all ranks); None: the whole train split
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
-    compile: bool = False  # torch.compile the sub-networks
-    channels_last: bool = False  # NHWC for conv models
-    fault: dict[str, Any] | None = None  # tests: {"rank", "epoch", "marker"}: that rank dies once there; with
-    # "errno" (e.g. "ENOSPC") it raises that OSError instead, every time, and appends a line to the marker
+    fault: dict[str, Any] | None = None  # tests only: components.training.faults (the documented hook)
     validate: dict[str, Any] | None = None  # tuning: {"feature_net", "val_images", "fid_samples", "seed"}
     quality: dict[str, Any] | None = None  # train: {"feature_net", "n", "seed", "k"}: the per-epoch quality curve
     upstream: dict[str, str] = field(default_factory=dict)  # {model: exported file} of Family.needs
+
+    @property
+    def epochs(self) -> int:
+        return self.model_config["epochs"]
+
+    @property
+    def batch_size(self) -> int:
+        return self.model_config["batch_size"]
 
 
 def check_local_cpus(address: str | None, num_cpus: int | None, need: str) -> None:
@@ -217,7 +214,7 @@ def run_in_process(job: TrainJob, report) -> None:
     """The same loop in this process, as a single worker (world size 1, no Ray Train run, no checkpoints):
     a one-worker Tune trial runs its training in its own actor this way, instead of starting a Train
     controller and a worker process. `report(metrics)` is called after every epoch; a non-finite loss raises."""
-    cuda = torch.cuda.is_available() and job.use_gpu != "no"
+    cuda = torch.cuda.is_available() and job.train.use_gpu != "no"
     _run_loop(job, 0, 1, torch.device("cuda" if cuda else "cpu"), None, lambda metrics, _snapshot: report(metrics))
 
 
@@ -226,15 +223,15 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
     (`snapshot` builds the checkpoint state when one is due, else None)."""
     from components.data import ShardStream, load_spec
     from components.models import MODELS, build
-    from components.training import load_upstream
+    from components.models.io import load_upstream
     from components.training.loop import LoopConfig, prepare_model, train
 
-    torch.set_num_threads(job.cpus_per_worker)
+    torch.set_num_threads(job.train.cpus_per_worker)
     spec = load_spec(Path(job.data_dir), verify=False)  # the stream verifies the shards it reads
-    torch.manual_seed(job.seed)
+    torch.manual_seed(job.train.seed)
     model = prepare_model(build(job.model, job.model_config, spec, load_upstream(job.upstream)), device,
-                          job.channels_last, job.compile)
-    stream = ShardStream(Path(job.data_dir), spec, "train", job.batch_size, rank, world, job.seed,
+                          job.train.channels_last, job.train.compile)
+    stream = ShardStream(Path(job.data_dir), spec, "train", job.batch_size, rank, world, job.train.seed,
                          epoch_images=job.epoch_images)
     tracker = None
     if rank == 0 and job.tracking.get("run_id"):
@@ -252,10 +249,8 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
         from components.evaluation.validation import make_quality
 
         validate = make_quality(MODELS[job.model], Path(job.data_dir), spec, **job.quality)
-    loop_cfg = LoopConfig(epochs=job.epochs, seed=job.seed, checkpoint_every=job.checkpoint_every,
-                          log_every=job.log_every, rank=rank, world_size=world, device=str(device),
-                          config={"model": job.model, "model_config": job.model_config, "seed": job.seed},
-                          precision=job.precision, channels_last=job.channels_last,
+    loop_cfg = LoopConfig(epochs=job.epochs, train=job.train, rank=rank, world_size=world, device=str(device),
+                          config={"model": job.model, "model_config": job.model_config, "seed": job.train.seed},
                           validate=validate)
     monitor = None
     if tracker is not None and job.tracking.get("system_metrics_s"):  # the machine rank 0 trains on, every few s
@@ -296,38 +291,10 @@ class _Callbacks:
             print(f"[{self.job.model}] epoch {epoch + 1}/{self.job.epochs} done: {txt}", flush=True)
             if self.tracker is not None:
                 self.tracker.log_history(self.job.tracking["run_id"], history)
-        fault = self.job.fault
-        if fault and fault.get("errno") and self.rank == fault["rank"] and epoch + 1 == fault["epoch"]:
-            if epoch > 0:  # the epoch before is registered, so where a rerun resumes does not depend on timing
-                _await_registered_checkpoint(self.job, epoch)
-            with open(fault["marker"], "a") as f:
-                f.write(f"{fault['errno']} at epoch {epoch + 1}\n")
-            code = getattr(errno, fault["errno"])
-            raise OSError(code, os.strerror(code), str(Path(self.job.storage_path) / self.job.run_name))
+        run_dir = Path(self.job.storage_path) / self.job.run_name
+        faults.before_report(self.job.fault, self.rank, epoch, run_dir)  # tests only: components.training.faults
         self.report(metrics, state)
-        if fault and not fault.get("errno") and self.rank == fault["rank"] and epoch + 1 == fault["epoch"] \
-                and not Path(fault["marker"]).exists():
-            _await_registered_checkpoint(self.job, epoch + 1)
-            Path(fault["marker"]).write_text(f"killed after epoch {epoch + 1}\n")
-            os._exit(1)  # an injected crash: the process dies without cleanup
-
-
-def _await_registered_checkpoint(job: TrainJob, epoch: int, timeout_s: float = 120.0) -> None:
-    """Tests' fault injection: wait until Ray Train lists the epoch's checkpoint in its snapshot.
-
-    The controller registers a report only when it next polls the workers; a worker that dies before that
-    loses the report, so without this wait the resume point would depend on timing (epoch N, N-1 or 0).
-    """
-    snapshot = Path(job.storage_path) / job.run_name / "checkpoint_manager_snapshot.json"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            results = json.loads(snapshot.read_text()).get("checkpoint_results", [])
-            if any(r.get("metrics", {}).get("epoch") == epoch for r in results):
-                return
-        except (OSError, ValueError):  # not written yet, or being rewritten
-            pass
-        time.sleep(0.2)
+        faults.after_report(self.job.fault, self.rank, epoch, run_dir)
 
 
 def uses_gpu(setting: str) -> bool:
@@ -441,17 +408,17 @@ def _torch_config(backend: str):
 def make_trainer(job: TrainJob, callbacks: list | None = None):
     """The TorchTrainer for a job (gloo on CPU, NCCL on GPU); `callbacks` e.g. Tune's report callback."""
     import ray.train
-    gpu = uses_gpu(job.use_gpu)
-    resources = {"CPU": job.cpus_per_worker, **({"GPU": 1} if gpu else {})}
+    gpu = uses_gpu(job.train.use_gpu)
+    resources = {"CPU": job.train.cpus_per_worker, **({"GPU": 1} if gpu else {})}
     return _trainer_class(tune_trial=bool(callbacks))(
         _worker,
         train_loop_config=asdict(job),
         torch_config=_torch_config("nccl" if gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(num_workers=job.workers, use_gpu=gpu, resources_per_worker=resources),
+        scaling_config=ray.train.ScalingConfig(num_workers=job.train.workers, use_gpu=gpu, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
             name=job.run_name,
             storage_path=job.storage_path,
-            failure_config=ray.train.FailureConfig(max_failures=job.max_failures,
+            failure_config=ray.train.FailureConfig(max_failures=job.train.max_failures,
                                                    controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
@@ -472,7 +439,7 @@ def fit(job: TrainJob) -> dict:
             short = f"the MLflow tracking server {job.tracking.get('uri')} stopped answering"
         else:
             short = _missing_resources(job) or (text.strip().splitlines()[-1] if text.strip() else type(err).__name__)
-        raise TrainingError(f"training {job.model} failed (restarts allowed: train.max_failures={job.max_failures}): {short}; "
+        raise TrainingError(f"training {job.model} failed (restarts allowed: train.max_failures={job.train.max_failures}): {short}; "
                             "a rerun resumes from its last checkpoint") from err
     raise_verdict(job)
     if result.checkpoint is None:
@@ -506,16 +473,16 @@ def _missing_resources(job: TrainJob) -> str | None:
     import ray
 
     try:
-        gpu = uses_gpu(job.use_gpu)
+        gpu = uses_gpu(job.train.use_gpu)
         have = ray.cluster_resources()
     except Exception:  # noqa: BLE001 - the cluster itself is gone: report Ray's own error instead
         return None
-    need = {"CPU": job.workers * job.cpus_per_worker, **({"GPU": job.workers} if gpu else {})}
+    need = {"CPU": job.train.workers * job.train.cpus_per_worker, **({"GPU": job.train.workers} if gpu else {})}
     short = {k: v for k, v in need.items() if have.get(k, 0) < v}
     if not short:
         return None
     has = ", ".join(f"{k} {have.get(k, 0):g}" for k in need)
-    return (f"the cluster has {has} but {job.workers} workers need {', '.join(f'{k} {v:g}' for k, v in need.items())} "
+    return (f"the cluster has {has} but {job.train.workers} workers need {', '.join(f'{k} {v:g}' for k, v in need.items())} "
             "(a node was lost?): add nodes or lower train.workers")
 
 

@@ -58,7 +58,7 @@ def _trial(config: dict, *, job: dict, sweep_run_id: str) -> None:
                                parent_run_id=sweep_run_id)
     trial_job = replace(base, model_config=model_config, run_name=f"{base.run_name}-{trial_id}",
                         tracking={**base.tracking, "run_id": run_id})
-    if trial_job.workers == 1:  # the loop in this actor: no Train controller and worker processes to start
+    if trial_job.train.workers == 1:  # the loop in this actor: no Train controller and worker processes to start
         try:
             run_in_process(trial_job, tune.report)
         except NonFiniteLossError as err:  # a diverged trial; Tune's own stops are closed by _close_trial_runs
@@ -78,10 +78,10 @@ def trial_resources(job: TrainJob) -> dict:
     """What a trial's actor reserves. A one-worker trial trains in the actor itself: one worker's CPUs
     (and GPU). A trial of several workers only waits on its Ray Train run: no CPU (a fraction would starve
     the workers on a 2-core box), but Tune needs a non-empty bundle, so a little memory instead."""
-    if job.workers == 1:
+    if job.train.workers == 1:
         from components.training.ray_train import uses_gpu
 
-        return {"CPU": job.cpus_per_worker, **({"GPU": 1} if uses_gpu(job.use_gpu) else {})}
+        return {"CPU": job.train.cpus_per_worker, **({"GPU": 1} if uses_gpu(job.train.use_gpu) else {})}
     return {"CPU": 0, "memory": TRIAL_DRIVER_MEMORY}
 
 
@@ -114,7 +114,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     from components.models import MODELS
 
     metric = MODELS[name].objective
-    concurrency = effective_concurrency(settings, base_job.cpus_per_worker)
+    concurrency = effective_concurrency(settings, base_job.train.cpus_per_worker)
     if concurrency < settings.max_concurrent_trials:
         log(f"[tune {name}] max_concurrent_trials {settings.max_concurrent_trials} -> {concurrency}: "
             f"{settings.workers_per_trial} workers per trial must fit the cluster's CPUs")
@@ -127,8 +127,12 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     sweep_name = f"tune-{name}-{config_hash(key)}"
     sweep_run = tracker.start_run(f"{'grid' if exhaustive else 'tune'}-{name}", {"space": spec.model_dump(), "settings": settings.model_dump()},
                                   tags={"genzoo.stage": "tune", "genzoo.model": name})
-    job = replace(base_job, epochs=spec.max_epochs, checkpoint_every=spec.max_epochs, workers=settings.workers_per_trial,
-                  run_name=sweep_name, max_failures=0, epoch_images=settings.epoch_images, quality=None)
+    # a trial: max_epochs of epoch_images each, one checkpoint at its end, no restarts, workers_per_trial; the
+    # trial's model_config says the epochs it ran (it is what its checkpoint and MLflow run record)
+    job = replace(base_job, model_config={**base_job.model_config, "epochs": spec.max_epochs},
+                  train=base_job.train.model_copy(update={"checkpoint_every": spec.max_epochs, "max_failures": 0,
+                                                          "workers": settings.workers_per_trial}),
+                  run_name=sweep_name, epoch_images=settings.epoch_images, quality=None)
     trainable = tune.with_parameters(_trial, job=asdict(job), sweep_run_id=sweep_run)
     tuner = tune.Tuner(
         tune.with_resources(trainable, trial_resources(job)),
@@ -209,13 +213,3 @@ def _close_trial_runs(tracker, sweep_run: str, trials: list[dict], max_epochs: i
         else:
             tracker.client.set_tag(run.info.run_id, "genzoo.stopped", f"stopped early by ASHA after {done} epochs")
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
-
-
-def tuned_overrides(path: Path) -> dict:
-    """{key: value} a train stage takes from tuned/<model>.json (empty when tuning was off)."""
-    import json
-
-    if not path.is_file():
-        return {}
-    blob = json.loads(path.read_text())
-    return blob.get("best_config", {}) if blob.get("tuned") else {}

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from components.config import load_config
-from components.data import load_spec, prepare, read_split
+from components.data import load_spec, read_split
+from components.data.sources import prepare
 from components.errors import ConfigError, DataError
 from tests.conftest import REPO, write_params
 

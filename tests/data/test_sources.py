@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from components.config import load_config
-from components.data import load_spec, prepare, read_split
-from components.data.sources import load_mnist_split, load_source
+from components.data import load_spec, read_split
+from components.data.sources import load_mnist_split, load_source, prepare
 from components.errors import DataError
 from tests.conftest import MNIST_T10K, write_params
 

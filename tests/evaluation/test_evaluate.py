@@ -9,8 +9,8 @@ import torch
 from components.config import load_config
 from components.data import ShardStream, load_spec
 from components.errors import DataError, EvaluationError
-from components.evaluation import evaluate_model
 from components.evaluation.features import featurize, load_feature_net
+from components.evaluation.run import evaluate_model
 from components.models import MODELS, build
 from components.models.io import export_model
 from components.training.loop import LoopConfig, train
@@ -330,7 +330,7 @@ class _RunsCode:
 
 
 def test_inception_weights_that_would_run_code_are_refused_unrun(tmp_path):
-    from components.evaluation import inception_fid
+    from components.evaluation.run import inception_fid
 
     marker = tmp_path / "code-ran"
     path = tmp_path / "pt_inception.pth"

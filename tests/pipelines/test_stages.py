@@ -9,7 +9,7 @@ import pytest
 
 from components.config import load_config
 from components.models import MODELS
-from components.tuning import tune_model
+from components.tuning.sweep import tune_model
 from tests.conftest import REPO, write_params
 
 
@@ -159,3 +159,4 @@ def test_a_train_stage_runs_from_a_path_with_a_space_and_a_non_ascii_character(t
                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(root)})
     assert res.returncode == 0, res.stderr[-3000:]
     assert (root / "models/vae/model.pt").is_file() and (root / "mlflow.db").is_file()
+

@@ -15,13 +15,13 @@ import pytest
 
 from components.config import load_config
 from components.errors import TrackingError
-from components.evaluation import evaluate_model
 from components.evaluation.features import featurize
+from components.evaluation.run import evaluate_model
 from components.models.io import export_model
 from components.tracking import Tracker
 from components.tracking.registry import CHAMPION, load_by_alias
-from components.training import finish_run, run_training
-from components.tuning import tune_model
+from components.training.job import finish_run, run_training
+from components.tuning.sweep import tune_model
 from pipelines.promote import promote_model
 from tests.conftest import write_params
 

@@ -5,6 +5,7 @@ import io
 import pytest
 import torch
 
+from components.config import TrainConfig
 from components.data import ShardStream, load_spec
 from components.models import build
 from components.models.base import Phase
@@ -39,7 +40,7 @@ def _setup(tiny_project, name="vae", **cfg):
 def test_vae_trains_and_checkpoints_on_schedule(tiny_project):
     model, stream = _setup(tiny_project)
     rec = Recorder()
-    history = train(model, stream.epoch, LoopConfig(epochs=4, checkpoint_every=3), rec)
+    history = train(model, stream.epoch, LoopConfig(epochs=4, train=TrainConfig(checkpoint_every=3)), rec)
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert history[-1]["step"] == 4 * stream.steps_per_epoch
     assert history[-1]["neg_elbo"] < history[0]["neg_elbo"]
@@ -97,7 +98,7 @@ def test_non_finite_loss_names_phase_and_step(tiny_project):
 def test_bf16_autocast_trains_every_model_on_cpu(tiny_project, name):
     cfg = {"arch": "conv", "conv_channels": 8} if name == "vae" else {"g_channels": 4, "d_channels": 4}
     model, stream = _setup(tiny_project, name=name, **cfg)
-    history = train(model, stream.epoch, LoopConfig(epochs=1, precision="bf16", channels_last=True), Recorder())
+    history = train(model, stream.epoch, LoopConfig(epochs=1, train=TrainConfig(precision="bf16", channels_last=True)), Recorder())
     assert all(torch.isfinite(torch.tensor(v)) for v in history[-1].values())
     assert all(p.dtype == torch.float32 for p in model.parameters()), "weights and optimizer state stay fp32"
 
@@ -112,7 +113,7 @@ def test_channels_last_computes_the_same_losses(tiny_project):
         if channels_last:
             conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
             assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-        histories.append(train(model, stream.epoch, LoopConfig(epochs=1, channels_last=channels_last), Recorder()))
+        histories.append(train(model, stream.epoch, LoopConfig(epochs=1, train=TrainConfig(channels_last=channels_last)), Recorder()))
     assert histories[0][-1]["neg_elbo"] == pytest.approx(histories[1][-1]["neg_elbo"], rel=1e-3)
 
 

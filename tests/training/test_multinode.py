@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from components.config import load_config
-from components.data import prepare
+from components.data.sources import prepare
 from components.errors import TrainingError
 from components.tracking import Tracker
-from components.training import run_training
+from components.training.job import run_training
 from tests.conftest import leftover_ray_processes, ray_processes, write_params
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import torch
 from components.config import load_config
 from components.errors import TrainingError
 from components.tracking import Tracker
-from components.training import finish_run, run_training
+from components.training.job import finish_run, run_training
 from tests.conftest import write_params
 
 STEPS_PER_EPOCH = 512 // (64 * 2)  # tiny n_train / (batch_size * workers)
@@ -196,7 +196,7 @@ def test_a_local_worker_group_listens_on_loopback_only(ray_local, tmp_path):
 def test_every_train_stage_and_trial_uses_the_file_store_backend(trained):
     """make_trainer, which train stages and Tune trials both call, builds the trainer with _torch_config."""
     from components.data import load_spec
-    from components.training import base_job
+    from components.training.job import base_job
     from components.training.ray_train import make_trainer
 
     params, outcome, _ = trained

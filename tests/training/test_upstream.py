@@ -12,7 +12,7 @@ from components.data.shards import sha256_file
 from components.errors import ConfigError
 from components.models import build
 from components.models.io import export_model
-from components.training import resolve
+from components.training.job import resolve
 from tests.conftest import write_params
 
 STACKED = {"pipeline": {"models": {"vqvae": "datasets/prepared", "vqvae_prior": "models/vqvae"}},

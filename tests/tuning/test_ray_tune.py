@@ -6,9 +6,9 @@ import pytest
 
 from components.config import load_config, tune_settings
 from components.tracking import Tracker
-from components.training import resolve
-from components.tuning import tune_model
+from components.training.job import resolve
 from components.tuning.ray_tune import effective_concurrency
+from components.tuning.sweep import tune_model
 from tests.conftest import write_params
 
 SWEEP = {"tune": {"max_concurrent_trials": 2, "workers_per_trial": 2,
@@ -40,6 +40,8 @@ def test_asha_stops_the_bad_trial_and_the_sweep_never_deadlocks(project, ray_loc
     assert len(children) == 2, "every trial is an MLflow run nested under the sweep run"
     status = {float(r.data.params["searched.kl_weight"]): r.info.status for r in children}
     assert status == {1.0: "FINISHED", 1000.0: "KILLED"}
+    params_epochs = {r.data.params["model_config.epochs"] for r in children}
+    assert params_epochs == {"3"}, "a trial records the epochs it ran (tune.vae.max_epochs), not models.vae.epochs"
     assert tracker.get_run(result["sweep_run_id"]).data.metrics["trial_epochs"] == 4
     chosen = [r for r in children if r.data.tags.get("genzoo.chosen") == "true"]
     assert len(chosen) == 1 and chosen[0].data.params["searched.kl_weight"] == "1.0", "the chosen trial is marked"
