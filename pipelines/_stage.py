@@ -100,7 +100,7 @@ def _record_timing(ok: bool) -> None:
     for row in rows:
         rest = " (the rest: start-up)" if _parts and row["stage"] == name else ""
         print(f"[timing] {row['stage']}: {row['wall_s']:.1f}s wall, {row['work_s']:.1f}s work, {row['fixed_s']:.1f}s "
-              f"fixed cost ({row['fixed_s'] / max(row['wall_s'], 1e-9):.0%}){rest}", file=sys.stderr, flush=True)
+              f"fixed cost ({row['fixed_s'] / max(row['wall_s'], 1e-9):.0%}){rest}", file=_err(), flush=True)
     try:
         for row in rows:
             out = Path(".genzoo/timings") / f"{row['stage']}.json"
@@ -167,12 +167,53 @@ def _follow_owner() -> None:
     def watch() -> None:
         while start_time(owner) == start:
             time.sleep(0.5)
-        print(f"{_stage_name()}: the dvc process that started it ({owner}) is gone; stopping", file=sys.stderr, flush=True)
+        print(f"{_stage_name()}: the dvc process that started it ({owner}) is gone; stopping", file=_err(), flush=True)
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(60)  # the interrupt ends the MLflow run and Ray cleanly; if that hangs, leave anyway
         os._exit(130)
 
     threading.Thread(target=watch, name="genzoo-owner-watch", daemon=True).start()
+
+
+_log: dict = {}  # {"terminal": the terminal's stderr, "path": the log file, "start": its size before} once redirected
+
+
+def _err():
+    """Where the stage's own lines go: the terminal, also while Ray's messages go to the log file."""
+    return _log.get("terminal", sys.stderr)
+
+
+def ray_messages_to_log(name: str) -> Path | None:
+    """From here on, this process's stderr (where Ray prints its workers' tracebacks, its warnings and those
+    of MLflow) goes to .genzoo/logs/<name>.log (appended); the terminal keeps stdout (progress, the workers'
+    epoch lines) and the stage's own lines (its error, naming that file, and its timing). Call it after the
+    params are checked, before Ray starts."""
+    path = Path(".genzoo/logs") / f"{name}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:  # a read-only checkout: keep everything on the terminal
+        return None
+    sys.stderr.flush()
+    terminal = os.fdopen(os.dup(2), "w", buffering=1)
+    os.write(fd, f"\n=== {name} pid {os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+    os.dup2(fd, 2)
+    os.close(fd)
+    _log.update(terminal=terminal, path=path, start=path.stat().st_size)
+    return path
+
+
+def _where_logged() -> str:
+    """' (Ray's messages and tracebacks: <log>)' when this run wrote any there, else ''."""
+    path = _log.get("path")
+    if path is None:
+        return ""
+    sys.stderr.flush()
+    try:
+        grew = path.stat().st_size > _log["start"]
+    except OSError:
+        return ""
+    return f" (Ray's messages and tracebacks: {path})" if grew else ""
 
 
 def run(main: Callable[[], None], stage: bool = True) -> None:
@@ -184,11 +225,19 @@ def run(main: Callable[[], None], stage: bool = True) -> None:
             _follow_owner()
         main()
     except GenZooError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}{_where_logged()}", file=_err())
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        print("interrupted; rerun to resume from the last checkpoint", file=sys.stderr)
+        print("interrupted; rerun to resume from the last checkpoint", file=_err())
         sys.exit(130)
+    except Exception as err:
+        if "path" not in _log:
+            raise
+        import traceback
+
+        traceback.print_exc()  # into the log file
+        print(f"error: {type(err).__name__}: {err}{_where_logged()}", file=_err())
+        sys.exit(1)
     if stage and "--dry-run" not in sys.argv:
         _record_timing(ok=True)
         _exit_now()
@@ -199,7 +248,7 @@ def _exit_now() -> None:
     driver took 1.5-3 s of every train and evaluate stage, and dvc waits for it. Everything a stage writes
     is closed and renamed into place by then, MLflow runs are ended, and a driver's exit is how Ray ends
     the stage's job in any case (its actors are gone with it, as after a SIGKILL)."""
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr, _err()):
         try:
             stream.flush()
         except (OSError, ValueError):

@@ -48,6 +48,7 @@ def main() -> None:
     if params.train.quality_images and not params.path("features/classifier.pt").is_file():
         print(f"[{name}] features/classifier.pt missing: the quality curve has no sample metrics "
               "(dvc repro featurize adds them)", flush=True)
+    _stage.ray_messages_to_log(f"train@{name}")  # Ray's tracebacks to a file; the terminal keeps the last line
     t0, started = time.perf_counter(), time.time()
     outcome = run_training(params, name)
     _stage.add_work(sum(h.get("epoch_time_s", 0.0) + h.get("validate_time_s", 0.0)

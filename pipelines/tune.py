@@ -28,6 +28,7 @@ def main() -> None:
         return
     from components.tuning.sweep import tune_model
 
+    _stage.ray_messages_to_log(f"tune@{name}")  # Ray's tracebacks to a file; the terminal keeps the last line
     result = tune_model(params, name)
     _stage.add_work(result.pop("work_s", 0.0))
     # tuned/<model>.json is a dependency of train@<model>: only what the sweep decided goes in, no run ids or

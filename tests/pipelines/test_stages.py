@@ -160,3 +160,20 @@ def test_a_train_stage_runs_from_a_path_with_a_space_and_a_non_ascii_character(t
     assert res.returncode == 0, res.stderr[-3000:]
     assert (root / "models/vae/model.pt").is_file() and (root / "mlflow.db").is_file()
 
+
+@pytest.mark.slow  # starts a local Ray in the stage's process
+def test_a_failed_train_stage_keeps_rays_tracebacks_in_a_log_and_ends_with_its_own_line(project):
+    """A diverging run (lr 1e30: a non-finite loss in the worker): what Ray and MLflow print on stderr (worker
+    reports and tracebacks, INFO lines) goes to .genzoo/logs/train@vae.log, and the terminal's stderr holds the
+    stage's own lines, the last one naming that file."""
+    write_params(project, {"models": {"vae": {"lr": 1e30}}, "train": {"workers": 2}})
+    res = stage("train", "--model", "vae", cwd=project)
+    assert res.returncode == 1, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training vae") and "non-finite loss" in last, res.stderr[-3000:]
+    assert "(Ray's messages and tracebacks: .genzoo/logs/train@vae.log)" in last
+    assert "Traceback" not in res.stderr and "RayTrainWorker" not in res.stderr, res.stderr[-3000:]
+    assert all(line.startswith(("error:", "[timing]")) for line in res.stderr.strip().splitlines()), res.stderr[-3000:]
+    log = (project / ".genzoo/logs/train@vae.log").read_text()
+    assert "RayTrainWorker" in log and "non-finite loss" in log, log[-3000:]
+    assert "epoch 1/" in res.stdout or "worker(s) on" in res.stdout, "progress stays on the terminal"
