@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--batch-scale", type=int, default=2, help="workers the run stands for (batch x this)")
     ap.add_argument("--quality-images", type=int, default=500)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--final-samples", type=int, default=0,
+                    help="after training, sample metrics at this N (also for families whose curve has none: PixelCNN)")
     ap.add_argument("--grids", nargs="*", type=int, default=[],
                     help="epochs after which to save a grid of 64 seeded samples to bench/results/<model><tag>-e<E>.png")
     args = ap.parse_args()
@@ -88,11 +90,20 @@ def main() -> None:
 
     history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], train=params.train.model_copy(update={"log_every": 10**9}),
                                                     validate=quality), Print())
+    final = {}
+    if args.final_samples:  # the sample metrics a family's curve leaves out (autoregressive sampling is slow)
+        from dataclasses import replace
+
+        model.eval()
+        check = make_quality(replace(family, curve_samples=True), data, spec, str(params.path("features/classifier.pt")),
+                             args.final_samples, params.evaluate.seed, params.evaluate.pr_k)
+        final = {k: round(v, 4) for k, v in check(model).items() if v is not None}
+        print(f"[{args.model}{args.tag}] after training, N = {args.final_samples}: {final}", flush=True)
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
         f.write(json.dumps({"model": args.model, "set": args.set, "tag": args.tag, "config": cfg,
-                            "wall_s": time.perf_counter() - t0, "history": history}) + "\n")
+                            "wall_s": time.perf_counter() - t0, "history": history, "final": final}) + "\n")
 
 
 if __name__ == "__main__":
