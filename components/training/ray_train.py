@@ -297,12 +297,19 @@ class _Callbacks:
         faults.after_report(self.job.fault, self.rank, epoch, run_dir)
 
 
+def placement(setting: str, cluster_gpus: float) -> tuple[bool, str]:
+    """(GPU workers?, torch.distributed backend) for train.use_gpu `setting` on a cluster with `cluster_gpus`
+    GPUs: `auto` takes GPUs when the cluster has any, `yes` always (a cluster without them is refused by
+    `_missing_resources`); NCCL between GPU workers, gloo between CPU workers. A worker's device is then the
+    GPU Ray Train assigns it (ray.train.torch.get_device) or the CPU."""
+    gpu = setting == "yes" or (setting == "auto" and cluster_gpus > 0)
+    return gpu, "nccl" if gpu else "gloo"
+
+
 def uses_gpu(setting: str) -> bool:
     import ray
 
-    if setting == "auto":
-        return ray.cluster_resources().get("GPU", 0) > 0
-    return setting == "yes"
+    return placement(setting, ray.cluster_resources().get("GPU", 0) if setting == "auto" else 0)[0]
 
 
 def _trainer_class(tune_trial: bool):
@@ -407,13 +414,15 @@ def _torch_config(backend: str):
 
 def make_trainer(job: TrainJob, callbacks: list | None = None):
     """The TorchTrainer for a job (gloo on CPU, NCCL on GPU); `callbacks` e.g. Tune's report callback."""
+    import ray
     import ray.train
-    gpu = uses_gpu(job.train.use_gpu)
+
+    gpu, backend = placement(job.train.use_gpu, ray.cluster_resources().get("GPU", 0))
     resources = {"CPU": job.train.cpus_per_worker, **({"GPU": 1} if gpu else {})}
     return _trainer_class(tune_trial=bool(callbacks))(
         _worker,
         train_loop_config=asdict(job),
-        torch_config=_torch_config("nccl" if gpu else "gloo"),
+        torch_config=_torch_config(backend),
         scaling_config=ray.train.ScalingConfig(num_workers=job.train.workers, use_gpu=gpu, resources_per_worker=resources),
         run_config=ray.train.RunConfig(
             name=job.run_name,

@@ -203,3 +203,13 @@ def test_every_train_stage_and_trial_uses_the_file_store_backend(trained):
     spec = load_spec(params.path(params.data.out_dir))
     job = base_job(params, "vae", spec, params.model_config_for("vae").model_dump(), outcome.tracking_uri)
     assert type(make_trainer(job).backend_config).backend_cls.fget(None).__name__ == "_FileStoreBackend"
+
+
+@pytest.mark.parametrize(("setting", "cluster_gpus", "expected"), [
+    ("auto", 0, (False, "gloo")), ("auto", 8, (True, "nccl")), ("yes", 0, (True, "nccl")), ("yes", 1, (True, "nccl")),
+    ("no", 0, (False, "gloo")), ("no", 8, (False, "gloo"))])
+def test_the_gpu_branch_picks_nccl_for_gpu_workers_and_gloo_otherwise(setting, cluster_gpus, expected):
+    """The choice the GPU profile (train.use_gpu: yes) makes on a GPU cluster, checked without a GPU."""
+    from components.training.ray_train import placement
+
+    assert placement(setting, cluster_gpus) == expected
