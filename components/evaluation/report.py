@@ -98,7 +98,9 @@ def _table(group: str, rows: dict[str, dict], real: dict | None) -> str:
         cells = "".join(f"<td>{_fmt(ref.get(k))}</td>" for k in keys)
         n = ref.get("protocol", {}).get("n_real")
         body.append(f'<tr class="ref"><td class="name">real data ({html.escape(str(ref.get("protocol", {}).get("reference_split", "val")))} vs test, N = {n})</td>{cells}</tr>')
-    ranked = {m: r for m, r in shown.items() if not shortfall(r)}
+    # ranked: models that learned; in the sample table, only models whose samples are what they are judged on
+    # (the VQ-VAE's decode uniformly drawn codes: shown, never marked best; vqvae_prior is its sampler)
+    ranked = {m: r for m, r in shown.items() if not shortfall(r) and (group != "samples" or r.get("sample_targets", True))}
     for m, r in shown.items():
         cells = []
         for k in keys:
@@ -111,6 +113,8 @@ def _table(group: str, rows: dict[str, dict], real: dict | None) -> str:
         miss = shortfall(r)
         if miss:
             notes.append(f'<span class="miss">did not learn at this budget: {html.escape(miss)}</span>')
+        if group == "samples" and not r.get("sample_targets", True):
+            notes.append('<span class="proto">not a sampler (decodes uniformly drawn codes): not ranked</span>')
         n = r.get("protocol", {}).get("n_fake")
         if group == "samples" and ref is not None and n is not None and n != ref.get("protocol", {}).get("n_real"):
             floor = (real or {}).get("by_n", {}).get(str(n), {})

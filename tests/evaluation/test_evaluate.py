@@ -299,6 +299,21 @@ def test_report_says_which_model_did_not_learn_and_does_not_rank_it(evaluated):
     assert '<td class="best">0.001</td>' not in page, "a model that did not learn is not ranked"
 
 
+def test_report_does_not_rank_the_samples_of_a_model_that_is_not_a_sampler(evaluated):
+    """The VQ-VAE's samples decode uniformly drawn codes (Family.sample_targets False): shown, never marked best."""
+    from components.evaluation.report import build_report
+
+    params, summary, out = evaluated
+    (params.root / "metrics").mkdir(exist_ok=True)
+    good = {"precision": 0.9, "recall": 0.8, "classes_covered": out["vae"].get("classes_total")}
+    (params.root / "metrics/vae.json").write_text(json.dumps({**out["vae"], **good}))
+    (params.root / "metrics/dcgan.json").write_text(json.dumps({**out["dcgan"], **good, "fid": 0.001,
+                                                                 "sample_targets": False}))
+    page = build_report(params.root, ["vae", "dcgan"], summary)
+    assert "not a sampler (decodes uniformly drawn codes): not ranked" in page
+    assert '<td class="best">0.001</td>' not in page
+
+
 def test_report_draws_the_quality_curve_with_axes(evaluated, tmp_path):
     from components.evaluation.curves import draw, panels, read_history
     from pipelines.train import write_history
