@@ -130,7 +130,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device here (torch.cuda.is_available() is False)")
-    overrides = ["profile=gpu"]
     params = load_config(REPO / "params.yaml")
     names = args.models or [m for m in params.pipeline.models if MODELS[m].default_run]
     unknown = [m for m in names if m not in MODELS]
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     peak = args.peak_tflops or (peak_tflops(device_name) if device.startswith("cuda") else None)
     t = params.train
     print(f"gpu check on {device} ({device_name}), bf16 peak {f'{peak:g} TFLOP/s' if peak else 'unknown'}, "
-          f"{' '.join(overrides)}: {t.precision}{', compile' if t.compile else ''}"
+          f"profile=gpu: {t.precision}{', compile' if t.compile else ''}"
           f"{', channels-last' if t.channels_last else ''}", flush=True)
     print(f"{'model':<13} {'batch':>6} {'images/s':>10} {'GFLOP/image':>12} {'TFLOP/s':>9} {'of peak':>8}", flush=True)
     rows = []

@@ -50,7 +50,8 @@ UNFIXABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EAC
 
 @dataclass
 class TrainJob:
-    """Everything a training run needs, as plain values (it travels to the workers)."""
+    """Everything a training run needs (it travels to the workers, pickled): the model's config, params.train as
+    one TrainConfig, and where data, checkpoints and tracking live."""
 
     model: str  # registry name
     model_config: dict[str, Any]  # the model's resolved config; its epochs and batch_size are the run's
