@@ -207,7 +207,10 @@ def dvc_noop(tmp: Path) -> dict:
         shutil.copytree(REPO / item, root / item, ignore=shutil.ignore_patterns("__pycache__"))
     for item in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(REPO / item, root / item)
-    _project(root, 2048, {"pipeline": {"models": {"vae": "datasets/prepared"}}, "tune": {"vae": {"num_samples": 0}},
+    from components.config import pipeline_entry
+
+    vae = pipeline_entry("vae", "datasets/prepared")
+    _project(root, 2048, {"pipeline": {"models": {"vae": vae}}, "tune": {"vae": {"num_samples": 0}},
                           "evaluate": {"feature_epochs": 1, "min_feature_accuracy": 0.3, "iw_samples": 10}})
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["models"]["vae"]["epochs"] = 1

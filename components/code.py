@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: components/ lives here
 LOOP = ("components/training/loop.py",)  # the model-agnostic loop every family trains with
+SLOTS = ("code1", "code2", "code3")  # pipeline.models.<m>: the model files dvc.yaml's tune/train deps name per model
 
 
 def module_file(module: str, root: Path = ROOT) -> Path | None:
@@ -62,3 +63,15 @@ def model_code_hash(name: str, root: Path = ROOT) -> str:
     for rel in model_code(name, root):
         h.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def stage_code(name: str, root: Path = ROOT) -> dict[str, str]:
+    """The components/models files (by stem) model `name`'s tune and train stages depend on besides its own file and
+    base.py, one per slot of SLOTS, sorted; a slot left over names the family itself. dvc.yaml reads them from
+    pipeline.models.<m> (DVC's foreach passes scalars per item, not lists), and config checks them against this."""
+    own = {f"components/models/{name}.py", "components/models/base.py"}
+    stems = sorted(Path(f).stem for f in model_code(name, root) if f.startswith("components/models/") and f not in own)
+    if len(stems) > len(SLOTS):
+        raise ValueError(f"components/models/{name}.py reaches {len(stems)} model files ({', '.join(stems)}); "
+                         f"dvc.yaml has {len(SLOTS)} slots (components.code.SLOTS)")
+    return dict(zip(SLOTS, stems + [name] * (len(SLOTS) - len(stems)), strict=True))

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from components.code import stage_code
 from components.errors import ConfigError
 from components.schema import StrictNumbers, is_numeric, one_line
 
@@ -135,18 +136,41 @@ class PromoteConfig(Section):
     min_improvement: float = Field(0.01, ge=0, lt=1)  # relative: the candidate's metric must be this much lower
 
 
+class ModelInputs(Section):
+    """pipeline.models.<m>: what model m's tune and train stages read; dvc.yaml makes each a dependency."""
+
+    data: str  # the prepared data (data.out_dir), or models/<m> of the model its family is built on (Family.needs)
+    code1: str | None = None  # code1-3: components/models/<stem>.py files the family imports besides its own
+    code2: str | None = None  # and base.py (components.code.stage_code; a spare slot names the family itself):
+    code3: str | None = None  # editing vae.py reruns vae's and cvae's stages only. load_config checks them
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value):
+        return {"data": value} if isinstance(value, str) else value  # the older form: load_config says what to add
+
+
+def pipeline_entry(name: str, data: str) -> dict[str, str]:
+    """The pipeline.models entry of model `name` trained on `data` (see ModelInputs)."""
+    return {"data": data, **stage_code(name)}
+
+
+def flow(entry: dict[str, str]) -> str:
+    """A mapping as YAML flow style, the way params.yaml writes pipeline.models entries."""
+    return "{" + ", ".join(f"{k}: {v}" for k, v in entry.items()) + "}"
+
+
 class PipelineConfig(Section):
-    # model -> what its tune and train stages read (their dvc.yaml dependency): the prepared data (data.out_dir),
-    # or models/<m> for a family built on another model's export (Family.needs, e.g. vqvae_prior on vqvae)
-    models: dict[str, str] = Field(default_factory=lambda: {"vae": "datasets/prepared", "dcgan": "datasets/prepared"},
-                                   min_length=1)
+    # model -> what its tune and train stages read (ModelInputs): dvc.yaml's foreach passes each entry as ${item}
+    models: dict[str, ModelInputs] = Field(
+        default_factory=lambda: {m: pipeline_entry(m, "datasets/prepared") for m in ("vae", "dcgan")}, min_length=1)
 
     @field_validator("models", mode="before")
     @classmethod
     def _mapping(cls, value):
         if isinstance(value, list):
-            raise ValueError("a mapping of model -> what it trains on ({vae: datasets/prepared, "
-                             "vqvae_prior: models/vqvae}), not a list")
+            raise ValueError("a mapping of model -> what it trains on and the model files it imports "
+                             "({vae: {data: datasets/prepared, code1: layers, ...}}), not a list")
         return value
 
 
@@ -357,8 +381,9 @@ def load_config(path: str | os.PathLike = "params.yaml", models: list[str] | Non
 
 
 def check_inputs(params: Params) -> None:
-    """pipeline.models maps each model to what it trains on: data.out_dir, or models/<m> of the model its family
-    is built on (Family.needs), listed before it; dvc.yaml turns that value into the stages' dependency."""
+    """pipeline.models maps each model to what its stages read: data.out_dir, or models/<m> of the model its family
+    is built on (Family.needs), listed before it; and the model files its family imports (stage_code), which
+    dvc.yaml turns into the stages' dependencies, so an import added without them is refused, not missed."""
     from components.models import MODELS
 
     order = list(params.pipeline.models)
@@ -367,12 +392,17 @@ def check_inputs(params: Params) -> None:
         needs = MODELS[name].needs
         want = f"models/{needs[0]}" if needs else data
         what = f"it is built on {needs[0]}'s export" if needs else "it trains on the prepared data, data.out_dir"
-        if Path(str(given)).as_posix().rstrip("/") != want:
-            raise ConfigError(f"pipeline.models.{name}: must be {want} ({what}); got {given!r}")
+        if Path(given.data).as_posix().rstrip("/") != want:
+            raise ConfigError(f"pipeline.models.{name}.data: must be {want} ({what}); got {given.data!r}")
         for need in needs:
             if need not in order[:i]:
                 raise ConfigError(f"pipeline.models.{name}: needs {need} listed before it (it is built on {need}'s "
-                                  f"export); add {need}: {data} above {name}")
+                                  f"export); add {need}: {flow(pipeline_entry(need, data))} above {name}")
+        code, slots = stage_code(name), given.model_dump(exclude={"data"})
+        if slots != code:
+            got = "its data alone" if not any(slots.values()) else flow(given.model_dump())
+            raise ConfigError(f"pipeline.models.{name}: must be {flow({'data': given.data, **code})} (the model files "
+                              f"components/models/{name}.py imports: its stages' dvc.yaml deps); got {got}")
 
 
 def config_hash(obj: Any) -> str:

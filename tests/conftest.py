@@ -45,11 +45,22 @@ def deep_update(base: dict, extra: dict, path: tuple = ()) -> dict:
 
 
 def write_params(root: Path, extra: dict | None = None) -> Path:
-    """params.yaml in root: the repo's defaults overlaid with TINY and `extra`."""
+    """params.yaml in root: the repo's defaults overlaid with TINY and `extra`. A pipeline.models entry given as
+    a path alone (`vae: datasets/prepared`) is written in full: that data and the model files vae imports."""
+    from components.config import pipeline_entry
+
     base = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = deep_update(deep_update(base, TINY), extra or {})
+    models = params.get("pipeline", {}).get("models")
+    if isinstance(models, dict):
+        params["pipeline"]["models"] = {m: pipeline_entry(m, v) if isinstance(v, str) and m in MODEL_FILES else v
+                                        for m, v in models.items()}
     path = Path(root) / "params.yaml"
-    path.write_text(yaml.safe_dump(deep_update(deep_update(base, TINY), extra or {})))
+    path.write_text(yaml.safe_dump(params))
     return path
+
+
+MODEL_FILES = {f.stem for f in (REPO / "components/models").glob("*.py")}
 
 
 @pytest.fixture(scope="session")

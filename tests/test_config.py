@@ -36,11 +36,19 @@ def test_repo_params_are_valid_and_complete():
          r"pipeline\.models: unknown model 'flow'; allowed: " + ALLOWED),
         ({"pipeline": {"models": ["vae"]}}, r"pipeline\.models: .*a mapping of model -> what it trains on"),
         ({"pipeline": {"models": {"vqvae_prior": "models/vqvae"}}},
-         r"pipeline\.models\.vqvae_prior: needs vqvae listed before it .*add vqvae: datasets/prepared above"),
+         r"pipeline\.models\.vqvae_prior: needs vqvae listed before it .*add vqvae: \{data: datasets/prepared, "
+         r"code1: vqvae, code2: vqvae, code3: vqvae\} above"),
         ({"pipeline": {"models": {"vqvae": "datasets/prepared", "vqvae_prior": "datasets/prepared"}}},
-         r"pipeline\.models\.vqvae_prior: must be models/vqvae \(it is built on vqvae's export\); got 'datasets/prepared'"),
+         r"pipeline\.models\.vqvae_prior\.data: must be models/vqvae \(it is built on vqvae's export\); got 'datasets/prepared'"),
         ({"pipeline": {"models": {"vae": "models/dcgan"}}},
-         r"pipeline\.models\.vae: must be datasets/prepared \(it trains on the prepared data, data\.out_dir\)"),
+         r"pipeline\.models\.vae\.data: must be datasets/prepared \(it trains on the prepared data, data\.out_dir\)"),
+        ({"pipeline": {"models": {"vae": {"data": "datasets/prepared", "code1": "layers", "code2": "losses",
+                                          "code3": "gan"}}}},
+         r"pipeline\.models\.vae: must be \{data: datasets/prepared, code1: layers, code2: losses, code3: vae\} "
+         r"\(the model files components/models/vae\.py imports: its stages' dvc\.yaml deps\)"),
+        ({"pipeline": {"models": {"vae": {"data": "datasets/prepared", "code1": "layers"}}}},
+         r"pipeline\.models\.vae: must be \{data: datasets/prepared, code1: layers, code2: losses, code3: vae\} .*"
+         r"got \{data: datasets/prepared, code1: layers, code2: None, code3: None\}"),
         ({"train": {"wokers": 2}}, r"train\.wokers: unknown key"),
         ({"models": {"vae": {"kl_wieght": 2}}}, r"models\.vae\.kl_wieght: unknown key"),
         ({"models": {"dcgan": {"loss": "hinge"}}}, r"models\.dcgan\.loss: .*'non_saturating' or 'minimax'"),
@@ -95,6 +103,19 @@ def test_bad_params_name_the_key(tmp_path, extra, pattern):
     with pytest.raises(ConfigError, match=pattern) as err:
         load_config(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_pipeline_entry_given_as_a_path_alone_is_answered_with_the_line_to_write(tmp_path):
+    """dvc.yaml reads each entry's data and code1-3; a bare path (the older form) is answered with the full entry,
+    by load_config; read_params (stages that build no model) accepts it."""
+    path = write_params(tmp_path)
+    params = yaml.safe_load(path.read_text())
+    params["pipeline"]["models"] = {"cvae": "datasets/prepared"}
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"pipeline\.models\.cvae: must be \{data: datasets/prepared, code1: layers, "
+                       r"code2: losses, code3: vae\} \(the model files components/models/cvae\.py imports: its "
+                       r"stages' dvc\.yaml deps\); got its data alone$"):
+        load_config(path)
 
 
 def test_unreadable_params_files(tmp_path):

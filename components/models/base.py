@@ -178,8 +178,8 @@ class Family:
     primary_metric: the evaluation metric promotion compares (its direction from components.evaluation.registry)
     figures:        the figures evaluation draws (names of `components.evaluation.figures` drawers)
     tiny:           a small config for tests and smoke runs (what the contract test builds)
-    needs:          the model whose export this family is built on (at most one: pipeline.models maps each
-                    model to one input, its dvc.yaml dependency); `build` then takes it as `upstream`
+    needs:          the model whose export this family is built on (at most one: pipeline.models.<m>.data
+                    names one input, its dvc.yaml dependency); `build` then takes it as `upstream`
     default_run:    trained by the default `dvc repro` (params.yaml pipeline.models); False for variants left
                     out of the CPU budget, which a user adds to pipeline.models
     curve_samples:  the per-epoch quality curve samples (FID, precision, recall); False for autoregressive

@@ -6,7 +6,8 @@ at every position, so causality is untouched). The likelihood is exact and condi
 Same network, options and sample budget as `pixelcnn` (`PixelCNNBase`, components/models/pixelcnn.py).
 
 Not in the default run (`Family.default_run`): one more pixel-by-pixel sampler would take the CPU main job
-past its 25-minute budget. Add `cpixelcnn: datasets/prepared` under `pipeline.models` in params.yaml to train it.
+past its 25-minute budget. Add `cpixelcnn: {data: datasets/prepared, code1: layers, code2: pixelcnn, code3: cpixelcnn}`
+under `pipeline.models` in params.yaml to train it.
 """
 
 from __future__ import annotations

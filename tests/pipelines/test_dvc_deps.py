@@ -1,12 +1,16 @@
-"""Narrow DVC dependencies: a family's stages depend on its own file, the shared model parts and the bases a
-family may extend, never the registry, so adding or editing one family reruns only that family's stages (the
-e2e test checks it with dvc); the evaluation's input record is exactly the family's import closure."""
+"""Narrow DVC dependencies: a family's stages depend on exactly the model files it imports (its own file, base.py
+and pipeline.models' code1-3), never the registry or another family's file, so adding or editing one family
+reruns only the stages of the families that import it (the e2e test checks it with `dvc status`); the
+evaluation's input record is exactly the family's import closure."""
 
 import importlib
+import shutil
+from pathlib import Path
 
 import yaml
 
 from components.code import model_code
+from components.config import pipeline_entry
 from components.models import MODELS
 from tests.conftest import REPO
 
@@ -23,19 +27,47 @@ def test_each_family_lives_in_the_file_named_after_it_and_imports_only_shared_pa
         assert others <= shared, f"{name} imports {others - shared}: a family imports shared parts or a base only"
 
 
-def test_model_stages_depend_on_their_whole_import_closure_not_the_folder():
+def resolved_deps(root: Path, models: dict[str, dict]) -> dict[str, set[str]]:
+    """Each stage's dependency paths as DVC itself resolves dvc.yaml over the given pipeline.models."""
+    from dvc.repo import Repo
+
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["pipeline"]["models"] = models
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    Repo.init(root, no_scm=True).close()
+    with Repo(root) as repo:
+        return {stage.name: {dep.def_path for dep in stage.deps} for stage in repo.index.stages}
+
+
+def test_model_stages_depend_on_exactly_their_import_closure(tmp_path):
+    """components.code.stage_code writes pipeline.models' code slots; resolved by DVC, every family's tune and train
+    stages depend on exactly the model files it imports (and io.py, which saves every export): editing vae.py
+    reruns vae and cvae, editing gan.py the GANs, editing layers.py the families that import it."""
+    models = {name: pipeline_entry(name, f"models/{family.needs[0]}" if family.needs else "datasets/prepared")
+              for name, family in MODELS.items()}  # every family, the opt-in ones too
+    deps = resolved_deps(tmp_path, models)
+    for name in MODELS:
+        closure = {f for f in model_code(name) if f.startswith("components/models/")}
+        for stage in ("tune", "train"):
+            got = deps[f"{stage}@{name}"]
+            assert {d for d in got if d.startswith("components/models")} == closure | {"components/models/io.py"}, \
+                f"{stage}@{name}: its model files are its import closure"
+            assert models[name]["data"] in got and "components/training" in got, f"{stage}@{name}"
+    reruns = {f: {n for n in MODELS if f in deps[f"train@{n}"]} for f in ("components/models/vae.py",
+                                                                         "components/models/gan.py")}
+    assert reruns["components/models/vae.py"] == {"vae", "cvae"}
+    assert reruns["components/models/gan.py"] == {"dcgan", "wgan", "wgan_gp", "cgan", "infogan", "sngan"}
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage in ("tune", "train"):
-        deps = [d for d in stages[stage]["do"]["deps"]]
-        assert "${item}" in deps, f"{stage}: tune and train depend on what the model trains on"
-        assert "components/models" not in deps and "components/models/__init__.py" not in deps, stage
-        assert "components/training" in deps and "components/models/io.py" in deps, stage
-        for name in MODELS:  # every file that defines the family's training (components.code.model_code)
-            covered = {d.replace("${key}", name) for d in deps}
-            missing = {f for f in model_code(name) if not f.startswith("components/training/")} - covered
-            assert not missing, f"{stage}@{name} does not depend on {missing}"
         params = stages[stage]["do"]["params"]
         assert "tune" not in params and "models" not in params, f"{stage} reads every model's params"
+
+
+def test_the_default_pipeline_entries_are_what_the_imports_say():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, entry in params["pipeline"]["models"].items():
+        assert entry == pipeline_entry(name, entry["data"]), name
 
 
 def test_one_evaluate_stage_keeps_a_model_whose_own_inputs_did_not_change(tmp_path):

@@ -138,6 +138,17 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     con.close()
     assert versions == [1, 2, 3], f"the queued experiment registered version 3 here: {versions}"
 
+    # a file a family imports reruns that family, the families built on it by import, and no other
+    with open(repo / "components/models/vae.py", "a") as f:
+        f.write("\n# an edit to the VAE, which cvae extends\n")
+    assert changed_stages(repo) == {"tune@vae", "train@vae", "evaluate"}, "not vqvae's or the prior's"
+    run(["git", "checkout", "components/models/vae.py"], repo)
+    with open(repo / "components/models/layers.py", "a") as f:
+        f.write("\n# an edit to the shared layers\n")
+    assert changed_stages(repo) == {"tune@vae", "train@vae", "tune@vqvae_prior", "train@vqvae_prior", "evaluate"}, \
+        "vqvae imports no layers"
+    run(["git", "checkout", "components/models/layers.py"], repo)
+
     # narrow dependencies: editing one family's file and adding a line to the registry (what a new family
     # does) leave every other family's stages up to date
     with open(repo / "components/models/vqvae.py", "a") as f:
