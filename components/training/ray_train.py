@@ -341,14 +341,18 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def _gloo_on_loopback() -> None:
-    """Gloo binds its pair sockets to the address the host name resolves to (a LAN address on many machines)
-    unless GLOO_SOCKET_IFNAME names an interface: name the loopback one, unless the user chose."""
+SOCKET_IFNAME = {"gloo": "GLOO_SOCKET_IFNAME", "nccl": "NCCL_SOCKET_IFNAME"}  # the interface a backend binds
+
+
+def _sockets_on_loopback(backend: str) -> None:
+    """Gloo binds its pair sockets, and NCCL its bootstrap sockets, to the address the host name resolves to (a
+    LAN address on many machines) unless GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME names an interface: name the
+    loopback one, unless the user chose. (NCCL's data path on one node is shared memory or NVLink.)"""
     import psutil
 
     for name, addrs in psutil.net_if_addrs().items():
         if any(a.address == "127.0.0.1" for a in addrs):
-            os.environ.setdefault("GLOO_SOCKET_IFNAME", name)
+            os.environ.setdefault(SOCKET_IFNAME[backend], name)
             return
 
 
@@ -372,7 +376,8 @@ def _store_dir() -> str:
 def _torch_config(backend: str):
     """Ray Train's TorchConfig, except that a worker group on one node joins its process group through a
     FileStore (a file in a 0700 temporary directory) instead of torch's TCPStore, which listens on every
-    interface without authentication whatever MASTER_ADDR says, and gloo's sockets bind the loopback interface;
+    interface without authentication whatever MASTER_ADDR says, and gloo's and NCCL's sockets bind the loopback
+    interface;
     a group spread over nodes rendezvous over TCP as Ray Train does (a cluster's network is the user's to secure)."""
     import ray
     from ray.train.torch import TorchConfig
@@ -391,8 +396,7 @@ def _torch_config(backend: str):
             self.store_dir = _store_dir()  # 0700: only this user's processes can join
             url = "file://" + os.path.join(self.store_dir, "store")
             worker_group.execute(_set_torch_distributed_env_vars)  # LOCAL_RANK & co., as Ray Train does
-            if backend_config.backend == "gloo":
-                worker_group.execute(_gloo_on_loopback)
+            worker_group.execute(_sockets_on_loopback, backend_config.backend)
             n = len(worker_group)
             ray.get([worker_group.execute_single_async(i, _setup_torch_process_group, backend=backend_config.backend,
                                                        world_rank=i, world_size=n, init_method=url,

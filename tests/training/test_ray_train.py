@@ -1,6 +1,8 @@
 """Training on a real local Ray with 2 DDP workers (gloo), tracked in a real MLflow SQLite store."""
 
 
+import os
+
 import mlflow
 import pytest
 import torch
@@ -213,3 +215,21 @@ def test_the_gpu_branch_picks_nccl_for_gpu_workers_and_gloo_otherwise(setting, c
     from components.training.ray_train import placement
 
     assert placement(setting, cluster_gpus) == expected
+
+
+@pytest.mark.parametrize("backend", ["gloo", "nccl"])
+def test_both_backends_bind_their_sockets_to_the_loopback_interface_unless_the_user_chose(backend, monkeypatch):
+    """What a one-node worker group runs before joining: gloo's pair sockets and NCCL's bootstrap sockets (the GPU
+    profile's) on the interface that holds 127.0.0.1; a user's own GLOO_/NCCL_SOCKET_IFNAME is kept."""
+    import psutil
+
+    from components.training.ray_train import SOCKET_IFNAME, _sockets_on_loopback
+
+    var = SOCKET_IFNAME[backend]
+    monkeypatch.delenv(var, raising=False)
+    _sockets_on_loopback(backend)
+    addrs = psutil.net_if_addrs()[os.environ[var]]
+    assert any(a.address == "127.0.0.1" for a in addrs), os.environ[var]
+    monkeypatch.setenv(var, "eth7")
+    _sockets_on_loopback(backend)
+    assert os.environ[var] == "eth7"
