@@ -84,7 +84,17 @@ def main() -> None:
                 was = model.training
                 model.eval()
                 path = REPO / f"bench/results/{args.model}{args.tag}-e{epoch + 1}.png"
-                save_grid(generate(model, 64, params.evaluate.seed, labels=labels), path, nrow=8)
+                if family.capabilities.translation:  # rows of 8 validation images of domain A, then their a2b
+                    from components.data.shards import read_split
+
+                    x, y = read_split(data, spec, "val", limit=2000)
+                    a = model.domains(torch.from_numpy(x).float() / 255, torch.from_numpy(y))["a"][0][:32]
+                    with torch.no_grad():
+                        out = model.translate(a.to(model.device), "a2b").cpu()
+                    save_grid(torch.stack([a.view(4, 8, *a.shape[1:]), out.view(4, 8, *a.shape[1:])], 1).flatten(0, 2),
+                              path, nrow=8)  # (4, 2, 8, C, H, W): source rows above their translations
+                else:
+                    save_grid(generate(model, 64, params.evaluate.seed, labels=labels), path, nrow=8)
                 model.train(was)
                 print(f"[{args.model}{args.tag}] samples after epoch {epoch + 1}: {path}", flush=True)
 
