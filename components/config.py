@@ -398,7 +398,11 @@ def check_inputs(params: Params) -> None:
             if need not in order[:i]:
                 raise ConfigError(f"pipeline.models.{name}: needs {need} listed before it (it is built on {need}'s "
                                   f"export); add {need}: {flow(pipeline_entry(need, data))} above {name}")
-        code, slots = stage_code(name), given.model_dump(exclude={"data"})
+        try:
+            code = stage_code(name)
+        except ValueError as e:  # more model files than slots: add one to SLOTS, ModelInputs and dvc.yaml
+            raise ConfigError(f"pipeline.models.{name}: {e}") from None
+        slots = given.model_dump(exclude={"data"})
         if slots != code:
             got = "its data alone" if not any(slots.values()) else flow(given.model_dump())
             raise ConfigError(f"pipeline.models.{name}: must be {flow({'data': given.data, **code})} (the model files "
