@@ -91,3 +91,12 @@ def test_one_evaluate_stage_keeps_a_model_whose_own_inputs_did_not_change(tmp_pa
     (tmp_path / "models/vae/model.pt").write_bytes(b"two")
     assert inputs(params, "vae", {})["models/vae/model.pt"] != first["models/vae/model.pt"]
     assert inputs(params, "dcgan", {})["components/models/dcgan.py"] != "absent"
+
+
+def test_the_code_slots_are_the_same_in_the_config_the_params_and_dvc_yaml():
+    from components.code import SLOTS
+    from components.config import ModelInputs
+
+    assert tuple(ModelInputs.model_fields) == ("data", *SLOTS)
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["deps"]
+    assert [d for d in deps if "${item.code" in d] == [f"components/models/${{item.{s}}}.py" for s in SLOTS]
