@@ -17,12 +17,12 @@ from tests.conftest import REPO, leftover_ray_processes, ray_processes, write_pa
 pytestmark = pytest.mark.slow
 
 
-def run(cmd, cwd, timeout=900):
+def run(cmd, cwd, timeout=900, stdout_only=False):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(cwd))
     env.pop("VIRTUAL_ENV", None)
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert res.returncode == 0, f"{cmd} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout + res.stderr
+    return res.stdout if stdout_only else res.stdout + res.stderr
 
 
 def changed_stages(repo: Path) -> set[str]:
@@ -36,6 +36,28 @@ def changed_stages(repo: Path) -> set[str]:
 
 def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def experiments(shown) -> list[tuple[float, float]]:
+    """(models.vae.kl_weight, the VAE's test -ELBO) of every experiment in `dvc exp show --json`'s output."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and node.get("name"):
+                kl = data.get("params", {}).get("params.yaml", {}).get("data", {}).get("models", {}).get("vae", {})
+                elbo = data.get("metrics", {}).get("metrics/vae.json", {}).get("data", {}).get("test_neg_elbo_nats")
+                if "kl_weight" in kl and elbo is not None:
+                    found.append((float(kl["kl_weight"]), float(elbo)))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(shown)
+    return found
 
 
 def make_repo(root: Path, extra: dict | None = None) -> Path:
@@ -117,26 +139,31 @@ def test_full_pipeline_then_noop_then_one_param(repo):
     shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
     assert "test_neg_elbo_nats" in shown
 
-    # a queued experiment runs in a copy of the project under .dvc/tmp/exps that DVC deletes afterwards; its runs
-    # and registered versions still belong in this project's store (and the copy's run.json files name that store)
+    # queued experiments run one after the other, each in a copy of the project under .dvc/tmp/exps that DVC deletes
+    # afterwards; their runs and registered versions still belong in this project's store (and the copies' run.json
+    # files name that store), and `dvc exp show` records both with their metrics
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "kl_weight 2"], repo)
-    run([sys.executable, "-m", "dvc", "exp", "run", "--queue", "-S", "models.vae.kl_weight=3.0"], repo)
+    for kl in (3.0, 4.0):
+        run([sys.executable, "-m", "dvc", "exp", "run", "--queue", "-S", f"models.vae.kl_weight={kl}"], repo)
     run([sys.executable, "-m", "dvc", "queue", "start"], repo)
-    deadline, status = time.time() + 600, ""
-    while time.time() < deadline and not re.search(r"\b(Success|Failed)\b", status):
+    deadline, status = time.time() + 900, ""
+    while time.time() < deadline and (len(re.findall(r"\bSuccess\b", status)) < 2 and "Failed" not in status):
         time.sleep(5)
         status = run([sys.executable, "-m", "dvc", "queue", "status"], repo)
-    task = re.search(r"^([0-9a-f]{7})\s", status, re.M)
-    logs = subprocess.run([sys.executable, "-m", "dvc", "queue", "logs", task.group(1)], cwd=repo, capture_output=True,
-                          text=True, timeout=120).stdout if task and "Success" not in status else ""
-    assert "Success" in status, f"{status}\n{logs[-3000:]}"
+    failed = re.search(r"^([0-9a-f]{7})\s.*\bFailed\b", status, re.M)
+    logs = subprocess.run([sys.executable, "-m", "dvc", "queue", "logs", failed.group(1)], cwd=repo, capture_output=True,
+                          text=True, timeout=120).stdout if failed else ""
+    assert len(re.findall(r"\bSuccess\b", status)) == 2, f"{status}\n{logs[-3000:]}"
+    recorded = dict(experiments(json.loads(run([sys.executable, "-m", "dvc", "exp", "show", "--json"], repo,
+                                               stdout_only=True))))
+    assert {3.0, 4.0} <= set(recorded) and all(recorded[kl] > 0 for kl in (3.0, 4.0)), recorded
     import sqlite3
 
     con = sqlite3.connect(repo / "mlflow.db")
     versions = sorted(v for (v,) in con.execute("select version from model_versions where name = 'genzoo-vae'"))
     con.close()
-    assert versions == [1, 2, 3], f"the queued experiment registered version 3 here: {versions}"
+    assert versions == [1, 2, 3, 4], f"the queued experiments registered versions 3 and 4 here: {versions}"
 
     # a file a family imports reruns that family, the families built on it by import, and no other
     with open(repo / "components/models/vae.py", "a") as f:
