@@ -307,10 +307,15 @@ def placement(setting: str, cluster_gpus: float) -> tuple[bool, str]:
     return gpu, "nccl" if gpu else "gloo"
 
 
-def uses_gpu(setting: str) -> bool:
+def cluster_placement(setting: str) -> tuple[bool, str]:
+    """placement() on the connected Ray cluster (its GPU count is asked only for `auto`)."""
     import ray
 
-    return placement(setting, ray.cluster_resources().get("GPU", 0) if setting == "auto" else 0)[0]
+    return placement(setting, ray.cluster_resources().get("GPU", 0) if setting == "auto" else 0)
+
+
+def uses_gpu(setting: str) -> bool:
+    return cluster_placement(setting)[0]
 
 
 def _trainer_class(tune_trial: bool):
@@ -422,7 +427,7 @@ def make_trainer(job: TrainJob, callbacks: list | None = None):
     import ray
     import ray.train
 
-    gpu, backend = placement(job.train.use_gpu, ray.cluster_resources().get("GPU", 0))
+    gpu, backend = cluster_placement(job.train.use_gpu)
     resources = {"CPU": job.train.cpus_per_worker, **({"GPU": 1} if gpu else {})}
     return _trainer_class(tune_trial=bool(callbacks))(
         _worker,
