@@ -66,6 +66,12 @@ def main() -> None:
     stream = ShardStream(data, spec, "train", cfg["batch_size"] * args.batch_scale, 0, 1, params.train.seed)
     quality = make_quality(family, data, spec, str(params.path("features/classifier.pt")), args.quality_images,
                            params.evaluate.seed, params.evaluate.pr_k)
+    sources = None  # a translation model's grid: validation images of domain A, read once
+    if args.grids and family.capabilities.translation:
+        from components.data.shards import read_split
+
+        x, y = read_split(data, spec, "val", limit=2000)
+        sources = model.domains(torch.from_numpy(x).float() / 255, torch.from_numpy(y))["a"][0]
     t0 = time.perf_counter()
 
     class Print:
@@ -85,10 +91,7 @@ def main() -> None:
                 model.eval()
                 path = REPO / f"bench/results/{args.model}{args.tag}-e{epoch + 1}.png"
                 if family.capabilities.translation:  # rows of 8 validation images of domain A, then their a2b
-                    from components.data.shards import read_split
-
-                    x, y = read_split(data, spec, "val", limit=2000)
-                    a = model.domains(torch.from_numpy(x).float() / 255, torch.from_numpy(y))["a"][0][:32]
+                    a = sources[:32]
                     with torch.no_grad():
                         out = model.translate(a.to(model.device), "a2b").cpu()
                     save_grid(torch.stack([a.view(4, 8, *a.shape[1:]), out.view(4, 8, *a.shape[1:])], 1).flatten(0, 2),

@@ -33,6 +33,7 @@ TINY = {
 }
 
 
+MODEL_FILES = {f.stem for f in (REPO / "components/models").glob("*.py")}  # write_params completes their entries
 REPLACED = {("pipeline", "models")}  # mappings an overlay replaces as a whole (the model list)
 
 
@@ -58,9 +59,6 @@ def write_params(root: Path, extra: dict | None = None) -> Path:
     path = Path(root) / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
-
-
-MODEL_FILES = {f.stem for f in (REPO / "components/models").glob("*.py")}
 
 
 @pytest.fixture(scope="session")

@@ -382,8 +382,8 @@ def _torch_config(backend: str):
     """Ray Train's TorchConfig, except that a worker group on one node joins its process group through a
     FileStore (a file in a 0700 temporary directory) instead of torch's TCPStore, which listens on every
     interface without authentication whatever MASTER_ADDR says, and gloo's and NCCL's sockets bind the loopback
-    interface;
-    a group spread over nodes rendezvous over TCP as Ray Train does (a cluster's network is the user's to secure)."""
+    interface; a group spread over nodes rendezvous over TCP as Ray Train does (a cluster's network is the user's
+    to secure)."""
     import ray
     from ray.train.torch import TorchConfig
     from ray.train.torch.config import (
