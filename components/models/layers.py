@@ -6,6 +6,7 @@ encoder/decoder. Images enter discriminators in [-1, 1]; generators end in tanh.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -264,17 +265,30 @@ class GatedLayer(nn.Module):
 
     def forward(self, v: torch.Tensor, h: torch.Tensor,
                 y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = v.shape[-2:]
+        v_pre = self.vertical_pre(v)
+        return self.vertical_out(v_pre, y), self.horizontal_out(h, v_pre, y)
+
+    def vertical_pre(self, v: torch.Tensor) -> torch.Tensor:
+        """The vertical stack's pre-activation (B, C, H, W) -> (B, 2C, H, W): row i sees rows <= i of v (the
+        first layer rows < i), so it is fixed once the rows above are."""
         wv = self.vertical.weight * self.v_mask if self.first else self.vertical.weight
-        wh = self.horizontal.weight * self.h_mask if self.first else self.horizontal.weight
-        v_pre = F.conv2d(v, wv, self.vertical.bias, padding=self.vertical.padding)[:, :, :height]  # rows <= i
-        h_pre = F.conv2d(h, wh, self.horizontal.bias, padding=self.horizontal.padding)[:, :, :, :width]  # cols <= j
-        h_pre = h_pre + self.v_to_h(v_pre)
+        return F.conv2d(v, wv, self.vertical.bias, padding=self.vertical.padding)[:, :, : v.shape[-2]]  # rows <= i
+
+    def vertical_out(self, v_pre: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if self.v_label is not None:
             v_pre = v_pre + self.v_label(y)[:, :, None, None]  # (B, 2C) -> (B, 2C, 1, 1), every position
+        return self.gate(v_pre)
+
+    def horizontal_out(self, h: torch.Tensor, v_pre: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The horizontal stack (B, C, H, W) -> (B, C, H, W), fed by the vertical pre-activation at the same
+        positions: column j sees columns <= j of h (the first layer columns < j)."""
+        wh = self.horizontal.weight * self.h_mask if self.first else self.horizontal.weight
+        h_pre = F.conv2d(h, wh, self.horizontal.bias, padding=self.horizontal.padding)[:, :, :, : h.shape[-1]]  # cols <= j
+        h_pre = h_pre + self.v_to_h(v_pre)
+        if self.h_label is not None:
             h_pre = h_pre + self.h_label(y)[:, :, None, None]
         out = self.h_out(self.gate(h_pre))
-        return self.gate(v_pre), out if self.first else out + h  # no residual into the first layer's input
+        return out if self.first else out + h  # no residual into the first layer's input
 
 
 class GatedStack(nn.Module):
@@ -296,3 +310,30 @@ class GatedStack(nn.Module):
         for layer in self.stack:
             v, h = layer(v, h, y)
         return h
+
+    @property
+    def reach(self) -> int:
+        """How far a position's output reaches: rows above it, and columns left and right in those rows (each
+        gated layer k//2 more)."""
+        return len(self.stack) * (self.stack[0].vertical.kernel_size[1] // 2)
+
+    def raster(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """(i, j, the output at (i, j): (B, channels)) in raster order, each computed from the current input x
+        (B, C_in, H, W), which an autoregressive sampler fills at (i, j) before asking for the next; the values
+        equal `forward(x)[..., i, j]` (tests/models/test_pixelcnn.py). The vertical stack depends on the rows
+        above only, so it runs once per row on the `reach` rows above; the horizontal stack then runs along the
+        row over the `reach` columns left of each position. PixelCNN's 2,000 evaluation samples at 32x32 are 7.5x
+        faster than with the whole network on each pixel's receptive window (bench/pixelcnn_sampling.py)."""
+        r, (height, width) = self.reach, x.shape[-2:]
+        for i in range(height):
+            v, pres = self.stem(x[:, :, max(0, i - r) : i + 1]), []
+            for layer in self.stack:  # each layer's vertical pre-activation on row i: (B, 2C, 1, W)
+                pre = layer.vertical_pre(v)
+                v = layer.vertical_out(pre, y)
+                pres.append(pre[:, :, -1:])
+            for j in range(width):
+                left = max(0, j - r)
+                h = self.stem(x[:, :, i : i + 1, left : j + 1])
+                for layer, pre in zip(self.stack, pres, strict=True):
+                    h = layer.horizontal_out(h, pre[:, :, :, left : j + 1], y)
+                yield i, j, h[:, :, 0, -1]

@@ -87,13 +87,15 @@ class VQVAEPrior(GenerativeModel):
 
     @torch.no_grad()
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Ancestral sampling of code maps (n, h, w) in raster order, one pass per position."""
-        h, w = self.vqvae.code_shape
+        """Ancestral sampling of code maps (n, h, w) in raster order, one prediction per position
+        (`GatedStack.raster`: the vertical stack once per row)."""
+        h, w, k = *self.vqvae.code_shape, self.vqvae.codebook_size
         codes = torch.zeros(n, h, w, dtype=torch.long, device=self.device)
-        for i in range(h):
-            for j in range(w):
-                probs = self.code_logits(codes)[:, :, i, j].softmax(1).cpu()  # (n, K)
-                codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(self.device)
+        inp = torch.full((n, k, h, w), -1.0, device=self.device)  # one_hot(codes) * 2 - 1, filled as sampled
+        for i, j, out in self.net.raster(inp):
+            probs = self.head(out[:, :, None, None])[:, :, 0, 0].softmax(1).cpu()  # (n, ch, 1, 1) -> (n, K)
+            codes[:, i, j] = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(self.device)
+            inp[:, :, i, j] = F.one_hot(codes[:, i, j], k).float() * 2 - 1
         return codes
 
     @torch.no_grad()
@@ -116,4 +118,4 @@ class VQVAEPrior(GenerativeModel):
 
 FAMILY = Family(VQVAEPriorConfig, VQVAEPrior, "PixelCNN prior over a VQ-VAE's code maps: the two-stage model "
                 "(van den Oord et al. 2017)", tiny={"channels": 4, "layers": 1}, needs=("vqvae",),
-                curve_samples=False)  # 64 network passes per sample: 8 s a check against a 7 s epoch
+                curve_samples=False)  # 500 samples take ~2 s on one core (1.6 s sampling): ~28 % of a 7 s epoch

@@ -88,19 +88,33 @@ def test_sampling_follows_the_model():
     assert model.sample(2).sum() == 2 * 9
 
 
-@pytest.mark.parametrize("name,arch,binary", [("pixelcnn", "gated", True), ("pixelcnn", "masked", False),
-                                               ("cpixelcnn", "gated", True)])
-def test_windowed_sampling_gives_the_same_images(name, arch, binary):
-    """Sampling feeds each pass only the rows and columns the pixel can depend on: exactly the samples of
-    full passes."""
+@pytest.mark.parametrize("name,arch,binary,kernel", [("pixelcnn", "gated", True, 3), ("pixelcnn", "gated", False, 5),
+                                                      ("pixelcnn", "masked", False, 3), ("cpixelcnn", "gated", True, 3),
+                                                      ("cpixelcnn", "gated", False, 3)])
+def test_sampling_by_rows_or_windows_gives_the_images_of_full_passes(name, arch, binary, kernel):
+    """Sampling computes each prediction from what its pixel can depend on (the gated network's vertical stack
+    once per row, then its horizontal stack along the row; or the whole network on the receptive window):
+    exactly the samples of whole-image passes."""
     torch.manual_seed(0)
-    r = 16
-    model = build(name, {"arch": arch, "channels": 4, "layers": 2}, spec(r, binary=binary, classes=("a", "b")))
+    r = 20
+    model = build(name, {"arch": arch, "channels": 4, "layers": 2, "kernel": kernel},
+                  spec(r, binary=binary, classes=("a", "b")))
     for p in model.parameters():
         torch.nn.init.normal_(p, 0, 0.3)
     labels = torch.tensor([0, 1, 1]) if name == "cpixelcnn" else None
-    full = model.sample(3, labels, generator=torch.Generator().manual_seed(1), window=False)
-    assert torch.equal(model.sample(3, labels, generator=torch.Generator().manual_seed(1)), full)
+    x = torch.rand(3, 1, r, r).round() if binary else torch.rand(3, 1, r, r)
+    with torch.no_grad():
+        whole = model.logits(x, labels)  # (B, C, L, H, W)
+        for passes in ("rows", "window", "full"):
+            seen = []
+            for i, j, out in model.raster_logits(x, labels, passes):
+                torch.testing.assert_close(out, whole[..., i, j], rtol=1e-5, atol=1e-5, msg=f"{passes} at {i}, {j}")
+                seen.append((i, j))
+            assert seen == [(i, j) for i in range(r) for j in range(r)], passes
+    full = model.sample(3, labels, generator=torch.Generator().manual_seed(1), passes="full")
+    assert full.unique().numel() > 1, "a constant image would hide a difference"
+    for passes in ("rows", "window"):
+        assert torch.equal(model.sample(3, labels, generator=torch.Generator().manual_seed(1), passes=passes), full)
     assert 2 * model.receptive_rows + 1 < r - 1, "the window is smaller than the image both ways"
 
 

@@ -129,3 +129,25 @@ def test_prior_code_distribution_sums_to_one_over_all_tiny_code_maps():
     prior = build("vqvae_prior", TINY["vqvae_prior"], s, {"vqvae": vq}).eval()
     maps = torch.tensor(list(itertools.product([0, 1], repeat=4))).reshape(16, 2, 2)
     assert prior.code_log_prob(maps).exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_prior_samples_by_rows_the_code_maps_of_whole_map_passes():
+    """`sample_codes` computes each position's prediction from the rows above and the columns left of it
+    (`GatedStack.raster`): the same code maps as a pass of the whole network over the whole map per position."""
+    torch.manual_seed(0)
+    s = spec()
+    vq = build("vqvae", TINY["vqvae"], s)
+    prior = build("vqvae_prior", {**TINY["vqvae_prior"], "layers": 2}, s, {"vqvae": vq}).eval()
+    for p in prior.own_parameters():
+        torch.nn.init.normal_(p, 0, 0.5)
+    h, w = vq.code_shape
+    assert prior.net.reach < min(h, w) - 1, "the rows and columns reached are fewer than the map's"
+    n, g = 6, torch.Generator().manual_seed(1)
+    full = torch.zeros(n, h, w, dtype=torch.long)
+    with torch.no_grad():
+        for i in range(h):
+            for j in range(w):
+                probs = prior.code_logits(full)[:, :, i, j].softmax(1)
+                full[:, i, j] = torch.multinomial(probs, 1, generator=g).squeeze(1)
+    assert full.unique().numel() > 2, "a near-constant map would hide a difference"
+    assert torch.equal(prior.sample_codes(n, torch.Generator().manual_seed(1)), full)
