@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 
 def main() -> None:
@@ -35,10 +36,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    import yaml
+    from learn import settings
 
-    from components.config import load_config
-    from components.data import ShardStream, load_spec
+    from components.data import ShardStream
     from components.data.shards import read_split
     from components.evaluation.features import embed, load_feature_net
     from components.evaluation.figures import save_grid
@@ -46,15 +46,7 @@ def main() -> None:
     from components.training.loop import LoopConfig, train
 
     torch.set_num_threads(args.threads)
-    params = load_config(REPO / "params.yaml")
-    cfg = params.model_config_for(args.model).model_dump()
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        cfg[k] = yaml.safe_load(v)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
-    data = params.path(params.data.out_dir)
-    spec = load_spec(data)
+    params, cfg, data, spec = settings(args.model, args.set, args.epochs)
     torch.manual_seed(params.train.seed)
     model = build(args.model, cfg, spec)
     stream = ShardStream(data, spec, "train", cfg["batch_size"] * args.batch_scale, 0, 1, params.train.seed)

@@ -21,6 +21,25 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
+def settings(model: str, overrides: list[str], epochs: int | None):
+    """(params, the model's config as a dict with `key=value` overrides (YAML values) and epochs applied, the
+    prepared data directory, its dataset spec)."""
+    import yaml
+
+    from components.config import load_config
+    from components.data import load_spec
+
+    params = load_config(REPO / "params.yaml")
+    cfg = params.model_config_for(model).model_dump()
+    for kv in overrides:
+        k, v = kv.split("=", 1)
+        cfg[k] = yaml.safe_load(v)
+    if epochs:
+        cfg["epochs"] = epochs
+    data = params.path(params.data.out_dir)
+    return params, cfg, data, load_spec(data)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
@@ -37,24 +56,14 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    import yaml
 
-    from components.config import load_config
-    from components.data import ShardStream, load_spec
+    from components.data import ShardStream
     from components.evaluation.validation import make_quality
     from components.models import MODELS, build
     from components.training.loop import LoopConfig, train
 
     torch.set_num_threads(args.threads)
-    params = load_config(REPO / "params.yaml")
-    cfg = params.model_config_for(args.model).model_dump()
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        cfg[k] = yaml.safe_load(v)
-    if args.epochs:
-        cfg["epochs"] = args.epochs
-    data = params.path(params.data.out_dir)
-    spec = load_spec(data)
+    params, cfg, data, spec = settings(args.model, args.set, args.epochs)
     family = MODELS[args.model]
     torch.manual_seed(params.train.seed)
     upstream = None
