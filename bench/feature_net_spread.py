@@ -57,7 +57,7 @@ def main() -> None:
                  "run the main job (`dvc repro`) first")
 
     test_x, test_y = read_split(data_dir, spec, "test", limit=args.n)
-    _, train_y = read_split(data_dir, spec, "train")
+    train_labels = torch.from_numpy(read_split(data_dir, spec, "train")[1]).long()  # the data's class shares
     n = min(args.n, len(test_y))
     test_x, test_labels = test_x[:n], torch.from_numpy(test_y[:n]).long()
     val_x, val_y = read_split(data_dir, spec, "val", limit=n)
@@ -83,8 +83,7 @@ def main() -> None:
             row["fid"].append(fid(f_real, feats))
             row["precision"].append(prec)
             row["recall"].append(rec)
-            row["classes_covered"].append(class_coverage(pred, torch.from_numpy(train_y).long(),
-                                                         spec.num_classes)["classes_covered"])
+            row["classes_covered"].append(class_coverage(pred, train_labels, spec.num_classes)["classes_covered"])
             row["label_agreement"].append(float((pred == labels).float().mean()) if labels is not None else None)
 
     out = REPO / "bench/results/feature_net_spread.jsonl"

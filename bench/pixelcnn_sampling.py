@@ -6,8 +6,8 @@
 Loads an exported PixelCNN (the main job's, or any `models/<m>/model.pt` of the pixelcnn or cpixelcnn family;
 without one, an untrained 5-layer gated PixelCNN at 32x32: the cost does not depend on the weights), samples n
 images in batches as the evaluate stage does (2,000 in batches of 500) with the same seed in each way
-(`PixelCNNBase.sample(passes=...)`: rows, window, full), alternating the ways over the repeats, and prints seconds per way, the speed-up over the first way and whether the images are
-identical. Appends a JSON line to bench/results/pixelcnn_sampling.jsonl.
+(`PixelCNNBase.sample(passes=...)`: rows, window, full), alternating the ways over the repeats, and prints
+seconds per way, the speed-up over the first way and whether the images are identical. Appends a JSON line to bench/results/pixelcnn_sampling.jsonl.
 """
 
 from __future__ import annotations
