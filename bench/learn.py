@@ -2,6 +2,7 @@
 overrides, so settings can be compared side by side before they go into params.yaml.
 
     uv run python bench/learn.py wgan_gp --epochs 6 --set lr=0.0002 n_critic=2 [--threads 2] [--grids 3 6]
+    uv run python bench/learn.py pixelcnn --epochs 8 --sample-epochs 2 4 8   # sample metrics at 1x, 2x, 4x
 
 Needs the prepared data and the feature classifier (`dvc repro featurize`). Prints a line per epoch (images
 seen, wall seconds, the family's quality keys) and appends a JSON line to bench/results/learn.jsonl.
@@ -51,6 +52,9 @@ def main() -> None:
     ap.add_argument("--tag", default="")
     ap.add_argument("--final-samples", type=int, default=0,
                     help="after training, sample metrics at this N (also for families whose curve has none: PixelCNN)")
+    ap.add_argument("--sample-epochs", nargs="*", type=int, default=[],
+                    help="epochs after which to add sample metrics at --quality-images to the curve, for families "
+                         "whose per-epoch curve has none (PixelCNN, the VQ-VAE prior): e.g. the 1x, 2x, 4x budgets")
     ap.add_argument("--grids", nargs="*", type=int, default=[],
                     help="epochs after which to save a grid of 64 seeded samples to bench/results/<model><tag>-e<E>.png")
     args = ap.parse_args()
@@ -75,6 +79,13 @@ def main() -> None:
     stream = ShardStream(data, spec, "train", cfg["batch_size"] * args.batch_scale, 0, 1, params.train.seed)
     quality = make_quality(family, data, spec, str(params.path("features/classifier.pt")), args.quality_images,
                            params.evaluate.seed, params.evaluate.pr_k)
+    check_samples = None  # sample metrics at chosen epochs, for a family whose curve leaves them out
+    if args.sample_epochs:
+        from dataclasses import replace
+
+        check_samples = make_quality(replace(family, curve_samples=True), data, spec,
+                                     str(params.path("features/classifier.pt")), args.quality_images,
+                                     params.evaluate.seed, params.evaluate.pr_k)
     sources = None  # a translation model's grid: validation images of domain A, read once
     if args.grids and family.capabilities.translation:
         from components.data.shards import read_split
@@ -88,6 +99,10 @@ def main() -> None:
             pass
 
         def on_epoch_end(self, epoch, metrics, history, state):
+            if check_samples is not None and epoch + 1 in args.sample_epochs:  # metrics is history's last entry
+                was = model.training
+                metrics.update({k: v for k, v in check_samples(model).items() if k not in metrics})
+                model.train(was)
             keep = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("q_", "val_")) and "floor" not in k}
             print(f"[{args.model}{args.tag}] epoch {epoch + 1} images {metrics['images_seen']} "
                   f"wall {time.perf_counter() - t0:.0f}s {keep}", flush=True)
