@@ -22,16 +22,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def settings(model: str, overrides: list[str], epochs: int | None):
+def settings(model: str, overrides: list[str], epochs: int | None, tuned: bool = False):
     """(params, the model's config as a dict with `key=value` overrides (YAML values) and epochs applied, the
-    prepared data directory, its dataset spec)."""
+    prepared data directory, its dataset spec). `tuned`: start from what the main job's train stage trains, the
+    values of tuned/<model>.json (its sweep's pick) over params.yaml's."""
     import yaml
 
     from components.config import load_config
     from components.data import load_spec
+    from components.training.job import tuned_overrides
 
     params = load_config(REPO / "params.yaml")
     cfg = params.model_config_for(model).model_dump()
+    if tuned:
+        cfg.update(tuned_overrides(params.path(f"tuned/{model}.json")))
     for kv in overrides:
         k, v = kv.split("=", 1)
         cfg[k] = yaml.safe_load(v)
@@ -47,6 +51,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--set", nargs="*", default=[], help="key=value overrides of models.<model>")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tuned", action="store_true",
+                    help="apply tuned/<model>.json (the main job's sweep pick) before --set, as the train stage does")
     ap.add_argument("--batch-scale", type=int, default=2, help="workers the run stands for (batch x this)")
     ap.add_argument("--quality-images", type=int, default=500)
     ap.add_argument("--tag", default="")
@@ -67,7 +73,7 @@ def main() -> None:
     from components.training.loop import LoopConfig, train
 
     torch.set_num_threads(args.threads)
-    params, cfg, data, spec = settings(args.model, args.set, args.epochs)
+    params, cfg, data, spec = settings(args.model, args.set, args.epochs, args.tuned)
     family = MODELS[args.model]
     torch.manual_seed(params.train.seed)
     upstream = None
