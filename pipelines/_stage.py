@@ -183,7 +183,7 @@ def _err():
     return _log.get("terminal", sys.stderr)
 
 
-def ray_messages_to_log(name: str) -> None:
+def ray_messages_to_log(name: str) -> Path | None:
     """From here on, this process's stderr (where Ray prints its workers' tracebacks, its warnings and those
     of MLflow) goes to .genzoo/logs/<name>.log (appended); the terminal keeps stdout (progress, the workers'
     epoch lines) and the stage's own lines (its error, naming that file, and its timing). Call it after the
@@ -193,13 +193,14 @@ def ray_messages_to_log(name: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     except OSError:  # a read-only checkout: keep everything on the terminal
-        return
+        return None
     sys.stderr.flush()
     terminal = os.fdopen(os.dup(2), "w", buffering=1)
     os.write(fd, f"\n=== {name} pid {os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
     os.dup2(fd, 2)
     os.close(fd)
     _log.update(terminal=terminal, path=path, start=path.stat().st_size)
+    return path
 
 
 def _where_logged() -> str:
