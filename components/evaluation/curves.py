@@ -38,7 +38,8 @@ def panels(rows: list[dict[str, float]]) -> dict[str, dict]:
             continue
         p = out.setdefault(panel, {"ylabel": ylabel, "lines": {}, "floors": {}})
         p["lines"][label] = ([x for x, _ in pts], [y for _, y in pts])
-        floor = [r[key.replace("q_", "q_floor_")] for r in rows if key.replace("q_", "q_floor_") in r]
+        floor_key = "q_floor_" + key[2:] if key.startswith("q_") else None  # a validation bound has no floor
+        floor = [r[floor_key] for r in rows if floor_key in r]
         if floor:
             p["floors"][f"real data ({label})"] = floor[-1]
     losses = sorted({k for r in rows for k in r} - NOT_LOSSES - set(QUALITY) - set(BOUNDS)

@@ -332,6 +332,21 @@ def test_report_draws_the_quality_curve_with_axes(evaluated, tmp_path):
     assert Image.open(png).size[0] > 600, "three panels side by side"
 
 
+def test_a_validation_bound_is_drawn_without_a_real_data_line(tmp_path):
+    """Only q_ metrics have a real-data floor (q_floor_*): a bound's panel must not label its own last value
+    "real data" (it did: the floor lookup replaced "q_" in "val_nll", which has none)."""
+    from components.evaluation.curves import panels, read_history
+    from pipelines.train import write_history
+
+    history = [{"epoch": e, "images_seen": 1000 * e, "nll": 60.0 / e, "val_nll": 50.0 / e, "q_fid": 40.0 / e,
+                "q_floor_fid": 0.7} for e in (1, 2)]
+    write_history(tmp_path / "pixelcnn.csv", history)
+    ps = panels(read_history(tmp_path / "pixelcnn.csv"))
+    assert ps["bound"]["lines"] == {"NLL": ([1000, 2000], [50.0, 25.0])}
+    assert ps["bound"]["floors"] == {}
+    assert ps["fid"]["floors"] == {"real data (FID)": 0.7}
+
+
 class _RunsCode:
     """A pickle payload: unpickling it runs a shell command."""
 
