@@ -83,15 +83,17 @@ def main() -> None:
         upstream = {m: load_exported(params.path(f"models/{m}/model.pt"))[1] for m in family.needs}
     model = build(args.model, cfg, spec, upstream)
     stream = ShardStream(data, spec, "train", cfg["batch_size"] * args.batch_scale, 0, 1, params.train.seed)
-    quality = make_quality(family, data, spec, str(params.path("features/classifier.pt")), args.quality_images,
-                           params.evaluate.seed, params.evaluate.pr_k)
-    check_samples = None  # sample metrics at chosen epochs, for a family whose curve leaves them out
-    if args.sample_epochs:
+    def quality_check(n: int, samples: bool = False):
+        """make_quality at n images; `samples`: with sample metrics even where the family's curve leaves them out
+        (autoregressive sampling is slow)."""
         from dataclasses import replace
 
-        check_samples = make_quality(replace(family, curve_samples=True), data, spec,
-                                     str(params.path("features/classifier.pt")), args.quality_images,
-                                     params.evaluate.seed, params.evaluate.pr_k)
+        fam = replace(family, curve_samples=True) if samples else family
+        return make_quality(fam, data, spec, str(params.path("features/classifier.pt")), n, params.evaluate.seed,
+                            params.evaluate.pr_k)
+
+    quality = quality_check(args.quality_images)
+    check_samples = quality_check(args.quality_images, samples=True) if args.sample_epochs else None
     sources = None  # a translation model's grid: validation images of domain A, read once
     if args.grids and family.capabilities.translation:
         from components.data.shards import read_split
@@ -134,13 +136,10 @@ def main() -> None:
     history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], train=params.train.model_copy(update={"log_every": 10**9}),
                                                     validate=quality), Print())
     final = {}
-    if args.final_samples:  # the sample metrics a family's curve leaves out (autoregressive sampling is slow)
-        from dataclasses import replace
-
+    if args.final_samples:  # the sample metrics a family's curve leaves out, at a larger N
         model.eval()
-        check = make_quality(replace(family, curve_samples=True), data, spec, str(params.path("features/classifier.pt")),
-                             args.final_samples, params.evaluate.seed, params.evaluate.pr_k)
-        final = {k: round(v, 4) for k, v in check(model).items() if v is not None}
+        final = {k: round(v, 4) for k, v in quality_check(args.final_samples, samples=True)(model).items()
+                 if v is not None}
         print(f"[{args.model}{args.tag}] after training, N = {args.final_samples}: {final}", flush=True)
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
