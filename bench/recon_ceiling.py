@@ -26,6 +26,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=[str(REPO / "models/vqvae/model.pt")])
     ap.add_argument("--n", type=int, default=2000, help="images on each side (the evaluate stage's N)")
     args = ap.parse_args()
+    missing = [m for m in args.models if not Path(m).is_file()]
+    if missing:
+        raise SystemExit(f"--models: {', '.join(missing)} not found; train them first (dvc repro train@<model>)")
     import torch
 
     from components.config import load_config
