@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--batch-scale", type=int, default=2, help="workers the run stands for (batch x this)")
     ap.add_argument("--quality-images", type=int, default=500)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="train.seed for this run (model init, data order, noise); default: params.yaml's")
     ap.add_argument("--final-samples", type=int, default=0,
                     help="after training, sample metrics at this N (also for families whose curve has none: PixelCNN)")
     ap.add_argument("--sample-epochs", nargs="*", type=int, default=[],
@@ -75,14 +77,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     params, cfg, data, spec = settings(args.model, args.set, args.epochs, args.tuned)
     family = MODELS[args.model]
-    torch.manual_seed(params.train.seed)
+    seed = params.train.seed if args.seed is None else args.seed
+    torch.manual_seed(seed)
     upstream = None
     if family.needs:
         from components.models.io import load_exported
 
         upstream = {m: load_exported(params.path(f"models/{m}/model.pt"))[1] for m in family.needs}
     model = build(args.model, cfg, spec, upstream)
-    stream = ShardStream(data, spec, "train", cfg["batch_size"] * args.batch_scale, 0, 1, params.train.seed)
+    stream = ShardStream(data, spec, "train", cfg["batch_size"] * args.batch_scale, 0, 1, seed)
     def quality_check(n: int, samples: bool = False):
         """make_quality at n images; `samples`: with sample metrics even where the family's curve leaves them out
         (autoregressive sampling is slow)."""
@@ -144,7 +147,7 @@ def main() -> None:
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
-        f.write(json.dumps({"model": args.model, "set": args.set, "tag": args.tag, "config": cfg,
+        f.write(json.dumps({"model": args.model, "set": args.set, "tag": args.tag, "seed": seed, "config": cfg,
                             "wall_s": time.perf_counter() - t0, "history": history, "final": final}) + "\n")
 
 
