@@ -19,6 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _sample_check import SampleCheck, require_files  # noqa: E402
 
 
 def main() -> None:
@@ -26,24 +29,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=[str(REPO / "models/vqvae/model.pt")])
     ap.add_argument("--n", type=int, default=2000, help="images on each side (the evaluate stage's N)")
     args = ap.parse_args()
-    missing = [m for m in args.models if not Path(m).is_file()]
-    if missing:
-        raise SystemExit(f"--models: {', '.join(missing)} not found; train them first (dvc repro train@<model>)")
+    require_files("--models", args.models)
     import torch
 
-    from components.config import load_config
-    from components.data import load_spec, read_split, to_float
-    from components.evaluation.features import embed, load_feature_net
-    from components.evaluation.sample_metrics import fid, precision_recall
+    from components.data import to_float
     from components.models.io import load_exported
 
-    params = load_config(REPO / "params.yaml")
-    data = params.path(params.data.out_dir)
-    spec = load_spec(data)
-    net, sha, _ = load_feature_net(params.path("features/classifier.pt"))
-    val, _ = read_split(data, spec, "val", limit=args.n)
-    test, test_labels = read_split(data, spec, "test", limit=args.n)
-    f_val, _ = embed(net, val)
+    check = SampleCheck.load()
+    val, _ = check.split("val", args.n)
+    test, test_labels = check.split("test", args.n)
+    f_val, _ = check.features(val)
     rows = [("real test images (the floor)", test)]
     for path in args.models:
         name, model = load_exported(Path(path))
@@ -53,14 +48,13 @@ def main() -> None:
             recon = torch.cat([model.reconstruct(x[i:i + 500], None if y is None else y[i:i + 500])
                                for i in range(0, len(x), 500)])
         rows.append((f"{name} reconstructions", recon))
-    print(f"feature network {sha[:8]}, N = {args.n}, k = {params.evaluate.pr_k}")
+    print(check.heading(args.n))
     print("| images | FID | precision | recall | classified as their image's class |")
     print("|---|---|---|---|---|")
     for label, images in rows:
-        f, pred = embed(net, images)
-        p, r = precision_recall(f_val, f, k=params.evaluate.pr_k)
+        fid, p, r, pred = check.score(f_val, images)
         same = float((pred == torch.from_numpy(test_labels).long()).float().mean())
-        print(f"| {label} | {fid(f_val, f):.1f} | {p:.3f} | {r:.3f} | {same:.3f} |", flush=True)
+        print(f"| {label} | {fid:.1f} | {p:.3f} | {r:.3f} | {same:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _sample_check import SampleCheck, require_files  # noqa: E402
 
 
 def main() -> None:
@@ -28,26 +31,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="samples and test images (the evaluate stage's N)")
     args = ap.parse_args()
     paths = {m: REPO / "models" / m / "model.pt" for m in args.models}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise SystemExit(f"--models: {', '.join(missing)} not found; train them first (dvc repro train@<model>)")
+    require_files("--models", list(paths.values()))
     if any(t <= 0 for t in args.taus):
         raise SystemExit(f"--taus: {args.taus} must all be > 0")
     import torch
 
-    from components.config import load_config
-    from components.data import load_spec, read_split
-    from components.evaluation.features import embed, load_feature_net
-    from components.evaluation.sample_metrics import fid, precision_recall
     from components.models.io import load_exported
 
-    params = load_config(REPO / "params.yaml")
-    data = params.path(params.data.out_dir)
-    spec = load_spec(data)
-    net, sha, _ = load_feature_net(params.path("features/classifier.pt"))
-    test, _ = read_split(data, spec, "test", limit=args.n)
-    f_test, _ = embed(net, test)
-    print(f"feature network {sha[:8]}, N = {args.n}, k = {params.evaluate.pr_k}; classes {spec.classes}")
+    check = SampleCheck.load()
+    f_test, _ = check.features(check.split("test", args.n)[0])
+    print(check.heading(args.n))
     print("| model | tau | FID | precision | recall | samples per class |")
     print("|---|---|---|---|---|---|")
     for name, path in paths.items():
@@ -56,16 +49,15 @@ def main() -> None:
             raise SystemExit(f"--models: {name} has no unconditional Gaussian latent; allowed: vae, dcgan, wgan, "
                              "wgan_gp, sngan")
         for tau in args.taus:
-            g = torch.Generator().manual_seed(params.evaluate.seed)  # the same z for every tau, scaled
+            g = torch.Generator().manual_seed(check.params.evaluate.seed)  # the same z for every tau, scaled
             with torch.no_grad(), model.evaluating():  # as `sample` does: eval mode, the EMA generator
                 # drawn in batches of 500 as components.evaluation.sampling.generate does, so that tau = 1 gives
                 # the evaluate stage's samples; z: (b, latent_dim)
                 x = torch.cat([model.decode_latent(model.latent(min(500, args.n - i), g) * tau).clamp(0, 1)
                                for i in range(0, args.n, 500)])
-            f, pred = embed(net, x)
-            p, r = precision_recall(f_test, f, k=params.evaluate.pr_k)
-            counts = " / ".join(str(c) for c in torch.bincount(pred, minlength=spec.num_classes).tolist())
-            print(f"| {name} | {tau:g} | {fid(f_test, f):.1f} | {p:.3f} | {r:.3f} | {counts} |", flush=True)
+            fid, p, r, pred = check.score(f_test, x)
+            counts = " / ".join(str(c) for c in torch.bincount(pred, minlength=check.spec.num_classes).tolist())
+            print(f"| {name} | {tau:g} | {fid:.1f} | {p:.3f} | {r:.3f} | {counts} |", flush=True)
 
 
 if __name__ == "__main__":
