@@ -7,7 +7,8 @@ al. 2019, section 3.1) in its simplest form, and the trade Kynkaanniemi et al. 2
 their precision and recall. If a family's low precision came from a few off-manifold samples in the tails,
 precision would rise as tau falls. Prints FID and improved precision/recall against the test images (the evaluate
 stage's N, k and feature network) and the feature classifier's class counts, for each exported model in
-models/<model>/model.pt and each tau. A diagnostic only: the train and evaluate stages always sample at tau = 1.
+models/<model>/model.pt and each tau. A diagnostic only: the train and evaluate stages always sample at tau = 1. `--binarize` adds each sample set
+thresholded at 0.5 (binary data only): do grey edge pixels, which no real dSprites image has, cost the precision?
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
                     help="unconditional families with a Gaussian latent, exported to models/<model>/model.pt")
     ap.add_argument("--taus", nargs="+", type=float, default=[1.0, 0.8, 0.6, 0.4])
     ap.add_argument("--n", type=int, default=2000, help="samples and test images (the evaluate stage's N)")
+    ap.add_argument("--binarize", action="store_true", help="also score the samples thresholded at 0.5")
     args = ap.parse_args()
     paths = {m: REPO / "models" / m / "model.pt" for m in args.models}
     require_files("--models", list(paths.values()))
@@ -41,8 +43,10 @@ def main() -> None:
     check = SampleCheck.load()
     f_test, _ = check.features(check.split("test", args.n)[0])
     print(check.heading(args.n))
-    print("| model | tau | FID | precision | recall | samples per class |")
-    print("|---|---|---|---|---|---|")
+    if args.binarize and not check.spec.binary:
+        raise SystemExit(f"--binarize: the dataset {check.spec.name} is not binary; allowed only on binary data")
+    print("| model | tau | samples | FID | precision | recall | samples per class |")
+    print("|---|---|---|---|---|---|---|")
     for name, path in paths.items():
         _, model = load_exported(path)
         if getattr(model, "conditional", False) or not hasattr(model, "latent"):
@@ -55,9 +59,11 @@ def main() -> None:
                 # the evaluate stage's samples; z: (b, latent_dim)
                 x = torch.cat([model.decode_latent(model.latent(min(500, args.n - i), g) * tau).clamp(0, 1)
                                for i in range(0, args.n, 500)])
-            fid, p, r, pred = check.score(f_test, x)
-            counts = " / ".join(str(c) for c in torch.bincount(pred, minlength=check.spec.num_classes).tolist())
-            print(f"| {name} | {tau:g} | {fid:.1f} | {p:.3f} | {r:.3f} | {counts} |", flush=True)
+            variants = [("as drawn", x)] + ([("thresholded at 0.5", (x > 0.5).float())] if args.binarize else [])
+            for label, images in variants:
+                fid, p, r, pred = check.score(f_test, images)
+                counts = " / ".join(str(c) for c in torch.bincount(pred, minlength=check.spec.num_classes).tolist())
+                print(f"| {name} | {tau:g} | {label} | {fid:.1f} | {p:.3f} | {r:.3f} | {counts} |", flush=True)
 
 
 if __name__ == "__main__":
