@@ -103,6 +103,9 @@ class GenerativeModel(nn.Module, abc.ABC):
     """Common base: keeps the config and dataset spec, and defines the interface the loop relies on."""
 
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # sub-networks `train.compile` leaves eager: a loss differentiates through them twice (create_graph=True),
+    # and torch.compile's AOTAutograd has no double backward
+    eager_children: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ModelConfig, spec: DatasetSpec):
         super().__init__()

@@ -26,6 +26,7 @@ class WGANGPConfig(GANConfig):
 
 class WGANGP(AdversarialModel):
     capabilities = Capabilities(latent=True)
+    eager_children = ("discriminator",)  # the gradient penalty differentiates through the critic twice
 
     def __init__(self, config: WGANGPConfig, spec: DatasetSpec):
         super().__init__(config, spec)

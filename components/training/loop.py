@@ -80,13 +80,15 @@ def _average_in_place(tensors: list[torch.Tensor], world_size: int) -> None:
 def prepare_model(model: GenerativeModel, device: torch.device | str, channels_last: bool = False,
                   compile: bool = False) -> GenerativeModel:
     """Move to the device; NHWC weights for conv models; torch.compile each sub-network in place
-    (nn.Module.compile keeps state_dict keys, so checkpoints and exports are unchanged)."""
+    (nn.Module.compile keeps state_dict keys, so checkpoints and exports are unchanged), except the family's
+    `eager_children` (a gradient penalty's double backward, which compiled graphs do not support)."""
     model = model.to(device)
     if channels_last and any(isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
     if compile:
-        for child in model.children():
-            child.compile()
+        for name, child in model.named_children():
+            if name not in model.eager_children:
+                child.compile()
     return model
 
 
