@@ -103,8 +103,8 @@ class GenerativeModel(nn.Module, abc.ABC):
     """Common base: keeps the config and dataset spec, and defines the interface the loop relies on."""
 
     capabilities: ClassVar[Capabilities] = Capabilities()
-    # sub-networks `train.compile` leaves eager: a loss differentiates through them twice (create_graph=True),
-    # and torch.compile's AOTAutograd has no double backward
+    # sub-networks `train.compile` leaves eager because torch.compile fails on how the family uses them (WGAN-GP:
+    # a double backward; InfoGAN: a trunk also called outside its compiled forward); tests/training/test_loop.py
     eager_children: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ModelConfig, spec: DatasetSpec):

@@ -35,6 +35,9 @@ class InfoGANConfig(GANConfig):
 
 class InfoGAN(AdversarialModel):
     capabilities = Capabilities(latent=True, codes=True)
+    # the Q head reads the trunk through discriminator.features, outside the compiled forward: compiled, the
+    # backward fails on an in-place change of the trunk's batch-norm state (torch 2.13)
+    eager_children = ("discriminator",)
 
     def __init__(self, config: InfoGANConfig, spec: DatasetSpec):
         super().__init__(config, spec)

@@ -81,7 +81,8 @@ def prepare_model(model: GenerativeModel, device: torch.device | str, channels_l
                   compile: bool = False) -> GenerativeModel:
     """Move to the device; NHWC weights for conv models; torch.compile each sub-network in place
     (nn.Module.compile keeps state_dict keys, so checkpoints and exports are unchanged), except the family's
-    `eager_children` (a gradient penalty's double backward, which compiled graphs do not support)."""
+    `eager_children` (where torch.compile fails on how the family uses them: a gradient penalty's double
+    backward, a trunk called outside its compiled forward)."""
     model = model.to(device)
     if channels_last and any(isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
