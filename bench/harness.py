@@ -137,9 +137,14 @@ def data_path(data_dir: Path, spec, batch_size: int, images: int, epochs: int) -
     return {"images_per_s": seen / (time.perf_counter() - t0)}
 
 
-def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epochs: int, device: str) -> dict:
-    """GenZoo's loop in one process on `device`: fp32 vs bf16 autocast, eager vs compiled (channels-last
-    for conv models), and the share of each epoch spent waiting for data."""
+GPU_VARIANTS = [(p, c, True) for p in ("fp32", "bf16") for c in (False, True)]  # (precision, compiled, NHWC)
+
+
+def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epochs: int, device: str,
+                    variants: list[tuple[str, bool, bool]] = GPU_VARIANTS) -> dict:
+    """GenZoo's loop in one process on `device`, once per (precision, compiled, channels_last) variant (by
+    default fp32 vs bf16 autocast x eager vs compiled, channels-last), and the share of each epoch spent waiting
+    for data. Rows are keyed <precision>_<eager|compiled>[_nchw]."""
     import torch
 
     from components.config import TrainConfig
@@ -170,18 +175,20 @@ def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epo
             pass
 
     rows = {}
-    for precision in ("fp32", "bf16"):
-        for compiled in (False, True):
-            torch.manual_seed(0)
-            model = prepare_model(build(name, cfg, spec), device, channels_last=True, compile=compiled)
-            stream = Timed(ShardStream(data_dir, spec, "train", cfg["batch_size"], 0, 1, seed=0, epoch_images=images))
-            history = train(model, stream.epoch, LoopConfig(epochs=epochs, device=device,
-                                                             train=TrainConfig(precision=precision, channels_last=True)), Quiet())
-            steady = history[1:]
-            wait_steady = stream.wait * (len(steady) / len(history))  # approximate: waits are even per epoch
-            rows[f"{precision}_{'compiled' if compiled else 'eager'}"] = {
-                "images_per_s": statistics.fmean(h["images_per_s"] for h in steady),
-                "data_share": wait_steady / sum(h["epoch_time_s"] for h in steady)}
+    for precision, compiled, nhwc in variants:
+        torch.manual_seed(0)
+        model = prepare_model(build(name, cfg, spec), device, channels_last=nhwc, compile=compiled)
+        stream = Timed(ShardStream(data_dir, spec, "train", cfg["batch_size"], 0, 1, seed=0, epoch_images=images))
+        t0 = time.perf_counter()
+        history = train(model, stream.epoch, LoopConfig(epochs=epochs, device=device,
+                                                         train=TrainConfig(precision=precision, channels_last=nhwc)), Quiet())
+        wall = time.perf_counter() - t0
+        steady = history[1:]
+        wait_steady = stream.wait * (len(steady) / len(history))  # approximate: waits are even per epoch
+        key = f"{precision}_{'compiled' if compiled else 'eager'}{'' if nhwc else '_nchw'}"
+        rows[key] = {"images_per_s": statistics.fmean(h["images_per_s"] for h in steady),
+                     "data_share": wait_steady / sum(h["epoch_time_s"] for h in steady),
+                     "first_epoch_s": history[0]["epoch_time_s"], "wall_s": wall}
     return rows
 
 
