@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--batch-scale", type=int, default=2, help="workers the run stands for (batch x this)")
     ap.add_argument("--quality-images", type=int, default=500)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default=None,
+                    help="train.precision for this run; default: params.yaml's (auto: bf16 on a CPU with AVX512-BF16)")
     ap.add_argument("--seed", type=int, default=None,
                     help="train.seed for this run (model init, data order, noise); default: params.yaml's")
     ap.add_argument("--final-samples", type=int, default=0,
@@ -72,7 +74,7 @@ def main() -> None:
     from components.data import ShardStream
     from components.evaluation.validation import make_quality
     from components.models import MODELS, build
-    from components.training.loop import LoopConfig, train
+    from components.training.loop import LoopConfig, resolve_precision, train
 
     torch.set_num_threads(args.threads)
     params, cfg, data, spec = settings(args.model, args.set, args.epochs, args.tuned)
@@ -136,8 +138,9 @@ def main() -> None:
                 model.train(was)
                 print(f"[{args.model}{args.tag}] samples after epoch {epoch + 1}: {path}", flush=True)
 
-    history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], train=params.train.model_copy(update={"log_every": 10**9}),
-                                                    validate=quality), Print())
+    precision = {"precision": args.precision} if args.precision else {}
+    loop_train = params.train.model_copy(update={"log_every": 10**9, **precision})
+    history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], train=loop_train, validate=quality), Print())
     final = {}
     if args.final_samples:  # the sample metrics a family's curve leaves out, at a larger N
         model.eval()
@@ -147,7 +150,8 @@ def main() -> None:
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
-        f.write(json.dumps({"model": args.model, "set": args.set, "tag": args.tag, "seed": seed, "config": cfg,
+        f.write(json.dumps({"model": args.model, "set": args.set, "tag": args.tag, "seed": seed,
+                            "precision": resolve_precision(loop_train.precision, "cpu"), "config": cfg,
                             "wall_s": time.perf_counter() - t0, "history": history, "final": final}) + "\n")
 
 

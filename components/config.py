@@ -69,7 +69,9 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (the last epoch always saves)
     max_failures: int = Field(2, ge=0)  # worker-group restarts from the last checkpoint
     log_every: int = Field(50, ge=1)  # steps between progress lines on rank 0
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forward passes (CUDA or CPU), fp32 weights
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # bf16: autocast forward passes (CUDA or CPU), fp32
+    # weights; auto: bf16 where the device computes it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or
+    # AMX-BF16), else fp32 (components.training.loop.resolve_precision)
     compile: bool = False  # torch.compile each sub-network (pays a compile on the first steps)
     channels_last: bool = False  # NHWC memory format for conv models and their inputs (faster on tensor cores)
     quality_images: int = Field(500, ge=0)  # validation images (and samples) of the per-epoch quality curve; 0: off

@@ -94,7 +94,7 @@ def test_repo_params_are_valid_and_complete():
         ({"tune": {"vae": {"space": {"arch": {"type": "uniform", "low": 0, "high": 1}}}}},
          r"tune\.vae\.space\.arch: type uniform, but models\.vae\.arch is not a number; use type choice"),
         ({"profile": "tpu"}, r"profile: unknown profile 'tpu'; allowed: gpu"),
-        ({"profile": "gpu", "profiles": {"gpu": {"train": {"precision": "fp8"}}}}, r"train\.precision: .*'fp32' or 'bf16'"),
+        ({"profile": "gpu", "profiles": {"gpu": {"train": {"precision": "fp8"}}}}, r"train\.precision: .*'fp32', 'bf16' or 'auto'"),
         ({"tune": {"epoch_images": 0}}, r"tune\.epoch_images: .*greater than or equal to 1"),
     ],
 )
@@ -138,7 +138,7 @@ def test_relative_paths_resolve_against_the_params_file(tmp_path):
 def test_gpu_profile_lays_large_batch_bf16_settings_over_the_defaults(tmp_path):
     cpu = load_config(REPO / "params.yaml")
     gpu = load_config(write_params(tmp_path, {"profile": "gpu"}))
-    assert (cpu.train.precision, cpu.train.compile, cpu.train.channels_last) == ("fp32", False, False)
+    assert (cpu.train.precision, cpu.train.compile, cpu.train.channels_last) == ("auto", False, False)
     assert (gpu.train.precision, gpu.train.compile, gpu.train.channels_last, gpu.train.use_gpu) == ("bf16", True, True, "yes")
     assert gpu.model_config_for("dcgan").batch_size > cpu.model_config_for("dcgan").batch_size
     assert gpu.model_config_for("dcgan").lr == cpu.model_config_for("dcgan").lr, "keys the profile leaves alone stay"

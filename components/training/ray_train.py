@@ -239,7 +239,7 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
         from components.tracking import Tracker
 
         tracker = Tracker(job.tracking["uri"], job.tracking["experiment"])
-    _record_placement(job, rank, world, tracker)
+    _record_placement(job, rank, world, device, tracker)
     callbacks = _Callbacks(job, rank, tracker, report)
     validate = None
     if job.validate is not None and rank == 0:
@@ -263,8 +263,9 @@ def _run_loop(job: TrainJob, rank: int, world: int, device: torch.device, state:
             monitor.finish()
 
 
-def _record_placement(job: TrainJob, rank: int, world: int, tracker) -> None:
-    """Rank 0 prints and tags how many nodes the worker group spans (after a restart it may differ)."""
+def _record_placement(job: TrainJob, rank: int, world: int, device: torch.device, tracker) -> None:
+    """Rank 0 prints and tags how many nodes the worker group spans (after a restart it may differ) and the
+    precision it trains in."""
     import ray
     import torch.distributed as dist
 
@@ -273,9 +274,14 @@ def _record_placement(job: TrainJob, rank: int, world: int, tracker) -> None:
         nodes = [None] * world
         dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
     if rank == 0:
-        print(f"[{job.model}] {world} worker(s) on {len(set(nodes))} node(s)", flush=True)
+        from components.training.loop import resolve_precision
+
+        precision = resolve_precision(job.train.precision, device)
+        print(f"[{job.model}] {world} worker(s) on {len(set(nodes))} node(s), {device.type}, {precision}"
+              f"{' (train.precision: auto)' if job.train.precision == 'auto' else ''}", flush=True)
         if tracker is not None:
-            tracker.set_tags(job.tracking["run_id"], {"genzoo.workers": world, "genzoo.nodes": len(set(nodes))})
+            tracker.set_tags(job.tracking["run_id"], {"genzoo.workers": world, "genzoo.nodes": len(set(nodes)),
+                                                      "genzoo.precision": precision})
 
 
 class _Callbacks:

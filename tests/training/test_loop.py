@@ -128,6 +128,28 @@ def test_compiled_model_trains_and_keeps_state_dict_keys(tiny_project):
     assert set(model.state_dict()) == keys, "checkpoints and exports load into an uncompiled model"
 
 
+def test_precision_auto_is_bf16_only_where_the_cpu_computes_it_natively(tiny_project, monkeypatch):
+    from components.training.loop import resolve_precision
+
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    for caps, expected in [({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16"),
+                           ({"avx512_bf16": False, "avx2": True}, "fp32"), ({}, "fp32")]:
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
+        assert resolve_precision("auto", "cpu") == expected, caps
+    # the loop autocasts to bf16 under auto exactly when resolve_precision says so: the VAE's loss differs
+    histories = {}
+    for caps in ({"avx512_bf16": True}, {}):
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
+        model, stream = _setup(tiny_project)
+        histories[bool(caps)] = train(model, stream.epoch, LoopConfig(epochs=1, train=TrainConfig(precision="auto")),
+                                      Recorder())
+    model, stream = _setup(tiny_project)
+    fp32 = train(model, stream.epoch, LoopConfig(epochs=1, train=TrainConfig(precision="fp32")), Recorder())
+    assert histories[False][-1]["neg_elbo"] == fp32[-1]["neg_elbo"]
+    assert histories[True][-1]["neg_elbo"] != fp32[-1]["neg_elbo"]
+    assert histories[True][-1]["neg_elbo"] == pytest.approx(fp32[-1]["neg_elbo"], rel=0.05)
+
+
 @pytest.mark.parametrize("name, loss", [("wgan_gp", "critic_loss"), ("infogan", "d_loss")])
 def test_compile_leaves_the_discriminators_it_cannot_compile_eager(tiny_project, name, loss):
     """With every sub-network compiled (the GPU profile's `compile: true`), the first D step crashed: WGAN-GP's
