@@ -74,9 +74,11 @@ class VectorQuantizer(nn.Module):
             self.codebook = nn.Parameter(init)
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
-        """(N, D) -> (N,) index of the nearest code (squared Euclidean distance)."""
-        e = self.codebook
-        d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]  # (N, K)
+        """(N, D) -> (N,) index of the nearest code (squared Euclidean distance), in fp32 whatever the autocast:
+        in bf16 (8-bit mantissa) the |z|^2 term swamps the differences between codes and the argmin is noise."""
+        with torch.autocast(flat.device.type, enabled=False):
+            flat, e = flat.float(), self.codebook.float()
+            d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ e.t() + e.pow(2).sum(1)[None]  # (N, K)
         return d.argmin(1)
 
     def forward(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,11 +165,13 @@ class VQVAE(GenerativeModel):
 
     @torch.no_grad()
     def encode_codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] (B, C, H, W) -> code indices (B, h, w) (no codebook update)."""
+        """Images in [0, 1] (B, C, H, W) -> code indices (B, h, w) (no codebook update), in fp32 whatever the
+        autocast: these codes are the data a prior trains on, so they must be the codes evaluation computes."""
         training = self.quantizer.training
         self.quantizer.eval()
         try:
-            return self.quantizer(self.encoder(x * 2 - 1))[1]
+            with torch.autocast(x.device.type, enabled=False):
+                return self.quantizer(self.encoder(x.float() * 2 - 1))[1]
         finally:
             self.quantizer.train(training)
 
