@@ -138,8 +138,8 @@ def main() -> None:
                 model.train(was)
                 print(f"[{args.model}{args.tag}] samples after epoch {epoch + 1}: {path}", flush=True)
 
-    precision = {"precision": args.precision} if args.precision else {}
-    loop_train = params.train.model_copy(update={"log_every": 10**9, **precision})
+    overrides = {"log_every": 10**9, "seed": seed, **({"precision": args.precision} if args.precision else {})}
+    loop_train = params.train.model_copy(update=overrides)  # the loop reseeds each epoch's noise from train.seed
     history = train(model, stream.epoch, LoopConfig(epochs=cfg["epochs"], train=loop_train, validate=quality), Print())
     final = {}
     if args.final_samples:  # the sample metrics a family's curve leaves out, at a larger N
