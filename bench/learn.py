@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--grids", nargs="*", type=int, default=[],
                     help="epochs after which to save a grid of 64 seeded samples to bench/results/<model><tag>-e<E>.png")
     args = ap.parse_args()
+    if args.quality_images < 1:
+        ap.error(f"--quality-images: {args.quality_images}; must be >= 1 (the quality curve is what this bench records)")
 
     import torch
 
