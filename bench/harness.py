@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import yaml
@@ -152,16 +153,16 @@ def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epo
     from components.models import build
     from components.training.loop import LoopConfig, prepare_model, train
 
-    class Timed:  # wraps the stream to time how long the loop waits for batches
+    class Timed:  # wraps the stream to time how long the loop waits for batches, per epoch
         def __init__(self, stream):
-            self.stream, self.wait = stream, 0.0
+            self.stream, self.wait = stream, defaultdict(float)
 
         def epoch(self, e):
             it = self.stream.epoch(e)
             while True:
                 t0 = time.perf_counter()
                 batch = next(it, None)
-                self.wait += time.perf_counter() - t0
+                self.wait[e] += time.perf_counter() - t0
                 if batch is None:
                     return
                 yield batch
@@ -183,8 +184,8 @@ def device_variants(name: str, cfg: dict, spec, data_dir: Path, images: int, epo
         history = train(model, stream.epoch, LoopConfig(epochs=epochs, device=device,
                                                          train=TrainConfig(precision=precision, channels_last=nhwc)), Quiet())
         wall = time.perf_counter() - t0
-        steady = history[1:]
-        wait_steady = stream.wait * (len(steady) / len(history))  # approximate: waits are even per epoch
+        steady = history[1:]  # the first epoch pays for compiling and for reading shards cold
+        wait_steady = sum(stream.wait[h["epoch"] - 1] for h in steady)  # history's epochs count from 1
         key = f"{precision}_{'compiled' if compiled else 'eager'}{'' if nhwc else '_nchw'}"
         rows[key] = {"images_per_s": statistics.fmean(h["images_per_s"] for h in steady),
                      "data_share": wait_steady / sum(h["epoch_time_s"] for h in steady),
