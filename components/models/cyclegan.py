@@ -5,9 +5,9 @@ Networks"): generators G: A -> B and F: B -> A, PatchGAN discriminators D_A and 
 with the least-squares adversarial loss (section 4, "Training details"; Mao et al. 2017), the cycle
 loss (eq. 2) and the identity loss (section 5.2), Adam(2e-4, 0.5) and a learning rate that is constant,
 then decays linearly to zero (the paper's 100 + 100 epochs, here `decay_start` of the epochs).
-Generators are the paper's ResNet generator (c7s1-k, one stride-2 down, `res_blocks` residual blocks,
-one up, c7s1) sized for 32x32; discriminators are PatchGANs (four 4x4 convs, instance norm), whose
-output is a map of patch scores. The discriminators see generated images through a history of the last
+Generators are the paper's ResNet generator (c7s1-k, `downsamplings` stride-2 convs (the paper's 2; 1 by
+default at 32x32), `res_blocks` residual blocks, as many up, c7s1); discriminators are PatchGANs (four 4x4
+convs, instance norm), whose output is a map of patch scores. The discriminators see generated images through a history of the last
 `pool_size` (50) per domain (Shrivastava et al. 2017, as Zhu et al. use it): half of each batch's fakes are
 swapped for older ones, so D does not chase the generator's latest output.
 
@@ -42,6 +42,7 @@ class CycleGANConfig(ModelConfig):
     g_channels: int = Field(16, ge=1)  # first generator layer (the paper's 64)
     d_channels: int = Field(32, ge=1)
     res_blocks: int = Field(2, ge=1)  # the paper's 6 at 128x128, 9 at 256x256
+    downsamplings: int = Field(1, ge=1, le=3)  # stride-2 convs before the residual blocks (the paper's 2)
     cycle_weight: float = Field(10.0, ge=0)  # lambda
     identity_weight: float = Field(0.5, ge=0)  # times lambda (the paper's 0.5 for photo <-> painting)
     lr: float = Field(2e-4, gt=0)
@@ -63,13 +64,17 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-def resnet_generator(c: int, ch: int, blocks: int) -> nn.Sequential:
-    """(B, C, H, W) in [-1, 1] -> (B, C, H, W) in [-1, 1]: c7s1-ch, d(2ch), R(2ch) x blocks, u(ch), c7s1-C."""
+def resnet_generator(c: int, ch: int, blocks: int, down: int = 1) -> nn.Sequential:
+    """(B, C, H, W) in [-1, 1] -> (B, C, H, W) in [-1, 1]: c7s1-ch, d(2ch) ... d(2^down ch), R(2^down ch) x blocks,
+    u(2^(down-1) ch) ... u(ch), c7s1-C (the paper's generator has down = 2: d128, d256)."""
+    downs, ups = [], []
+    for i in range(down):  # H / 2^i -> H / 2^(i+1), channels ch 2^i -> ch 2^(i+1)
+        cin, cout = ch * 2**i, ch * 2 ** (i + 1)
+        downs += [nn.Conv2d(cin, cout, 3, 2, 1), nn.InstanceNorm2d(cout), nn.ReLU(True)]
+        ups = [nn.ConvTranspose2d(cout, cin, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(cin), nn.ReLU(True)] + ups
     return nn.Sequential(
         nn.ReflectionPad2d(3), nn.Conv2d(c, ch, 7), nn.InstanceNorm2d(ch), nn.ReLU(True),
-        nn.Conv2d(ch, 2 * ch, 3, 2, 1), nn.InstanceNorm2d(2 * ch), nn.ReLU(True),  # H -> H/2
-        *[ResidualBlock(2 * ch) for _ in range(blocks)],
-        nn.ConvTranspose2d(2 * ch, ch, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(ch), nn.ReLU(True),  # H/2 -> H
+        *downs, *[ResidualBlock(ch * 2**down) for _ in range(blocks)], *ups,
         nn.ReflectionPad2d(3), nn.Conv2d(ch, c, 7), nn.Tanh())
 
 
@@ -118,7 +123,8 @@ class CycleGAN(GenerativeModel):
             raise ValueError(f"models.cyclegan: domain_a and domain_b are both {config.domain_a!r} with transform_b: "
                              "none; choose two classes or a transform")
         c, g, d = spec.channels, config.g_channels, config.d_channels
-        self.g_ab, self.g_ba = resnet_generator(c, g, config.res_blocks), resnet_generator(c, g, config.res_blocks)
+        self.g_ab, self.g_ba = (resnet_generator(c, g, config.res_blocks, config.downsamplings),
+                                resnet_generator(c, g, config.res_blocks, config.downsamplings))
         self.d_a, self.d_b = patch_discriminator(c, d), patch_discriminator(c, d)
         self._fakes: tuple[torch.Tensor, ...] | None = None
         self.pools = {"a": ImagePool(config.pool_size), "b": ImagePool(config.pool_size)}

@@ -79,8 +79,8 @@ def _average_in_place(tensors: list[torch.Tensor], world_size: int) -> None:
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
     """train.precision on this device: `auto` is bf16 where the hardware computes bf16 natively (a CUDA GPU that
-    supports it; a CPU with AVX512-BF16 or AMX-BF16, where bf16 autocast makes conv steps ~1.3-1.5x faster:
-    bench/cpu_speed.py), else fp32, since emulated bf16 is slower than fp32."""
+    supports it; a CPU with AVX512-BF16 or AMX-BF16, where bf16 autocast made a training step 1.27-1.78x faster
+    in bench/cpu_speed.py), else fp32, since emulated bf16 is slower than fp32."""
     if precision != "auto":
         return precision
     device = torch.device(device)

@@ -94,3 +94,19 @@ def test_patch_discriminator_receptive_field_is_34_pixels():
     d(x)[0, 0, 5, 5].backward()
     rows = x.grad[0, 0].abs().sum(1).nonzero().squeeze(1)
     assert rows.max() - rows.min() + 1 == 34
+
+
+@pytest.mark.parametrize("down", [1, 2])
+def test_generator_residual_blocks_run_at_the_downsampled_size(down):
+    """`downsamplings` stride-2 convs before the residual blocks (the paper's generator has 2), transposed convs back."""
+    from components.models.cyclegan import ResidualBlock
+
+    model = tiny(downsamplings=down)
+    seen = []
+    for m in model.g_ab.modules():
+        if isinstance(m, ResidualBlock):
+            m.register_forward_hook(lambda _m, inp, _out: seen.append(tuple(inp[0].shape)))
+    out = model.translate(torch.rand(2, 1, 32, 32), "a2b")
+    ch = TINY["cyclegan"]["g_channels"]
+    assert out.shape == (2, 1, 32, 32) and 0 <= out.min() and out.max() <= 1
+    assert seen and set(seen) == {(2, ch * 2**down, 32 // 2**down, 32 // 2**down)}
