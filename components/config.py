@@ -47,6 +47,7 @@ class DataConfig(Section):
     n_train: int = Field(20000, ge=1)  # dsprites: training images (torchvision sets: cap, see below)
     n_val: int = Field(2000, ge=1)  # validation images (held out from the training split)
     n_test: int = Field(2000, ge=1)  # dsprites: test images; torchvision sets use their test split
+    orientation_steps: int = Field(40, ge=1, le=40)  # dsprites: the first N of the 40 orientations (9 degrees apart)
     max_train: int | None = Field(None, ge=1)  # torchvision sets: keep at most this many train images
     binarize: bool = False  # threshold pixels at 0.5 (makes a Bernoulli likelihood valid on MNIST)
     source_dir: str | None = None  # folder: your images; torchvision sets: pre-staged files (air-gapped); None: download

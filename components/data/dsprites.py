@@ -25,17 +25,22 @@ GRID_SIZE = int(np.prod(list(FACTOR_SIZES.values())))  # 737,280 factor combinat
 PLACEMENTS = GRID_SIZE // FACTOR_SIZES["shape"]  # 245,760 (scale, orientation, pos_x, pos_y) combinations
 
 
-def sample_factors(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def sample_factors(n: int, rng: np.random.Generator, orientation_steps: int = 40) -> dict[str, np.ndarray]:
     """Indices into the factor grid for n images: n distinct placements (scale, orientation, pos_x, pos_y)
     drawn uniformly without replacement, each with a shape drawn uniformly. So no two images (in any
     split) share a grid cell, and no placement appears with two shapes: domains made of shapes (CycleGAN's
-    square -> heart) never contain a matching pair. int64 arrays of length n."""
-    if n > PLACEMENTS:
-        raise ConfigError(f"data.n_train + data.n_val + data.n_test = {n}: at most {PLACEMENTS} (each placement of "
-                          "the dSprites factor grid is drawn once)")
-    cells = rng.choice(PLACEMENTS, size=n, replace=False)
-    placement = [k for k in FACTOR_SIZES if k != "shape"]
-    idx = np.unravel_index(cells, tuple(FACTOR_SIZES[k] for k in placement))
+    square -> heart) never contain a matching pair. Orientations are the grid's first `orientation_steps`
+    (of 40 steps of 9 degrees: 40 is the full turn, 1 upright sprites only). int64 arrays of length n."""
+    if not 1 <= orientation_steps <= FACTOR_SIZES["orientation"]:
+        raise ConfigError(f"data.orientation_steps: {orientation_steps}; allowed: 1 to {FACTOR_SIZES['orientation']}")
+    sizes = {**FACTOR_SIZES, "orientation": orientation_steps}
+    placements = PLACEMENTS // FACTOR_SIZES["orientation"] * orientation_steps
+    if n > placements:
+        raise ConfigError(f"data.n_train + data.n_val + data.n_test = {n}: at most {placements} with data.orientation_steps "
+                          f"{orientation_steps} (each placement of the dSprites factor grid is drawn once)")
+    cells = rng.choice(placements, size=n, replace=False)
+    placement = [k for k in sizes if k != "shape"]
+    idx = np.unravel_index(cells, tuple(sizes[k] for k in placement))
     factors = {"shape": rng.integers(0, FACTOR_SIZES["shape"], size=n)}
     factors.update(zip(placement, idx, strict=True))
     return {name: factors[name].astype(np.int64) for name in FACTOR_SIZES}
@@ -84,8 +89,9 @@ def render(factors: dict[str, np.ndarray], resolution: int, chunk: int = 512) ->
     return out
 
 
-def generate(n: int, resolution: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """n images, their shape labels and all factor indices; deterministic for (n, resolution, seed)."""
+def generate(n: int, resolution: int, seed: int, orientation_steps: int = 40) -> tuple[np.ndarray, np.ndarray,
+                                                                                    dict[str, np.ndarray]]:
+    """n images, their shape labels and all factor indices; deterministic for (n, resolution, seed, orientation_steps)."""
     rng = np.random.default_rng(seed)
-    factors = sample_factors(n, rng)
+    factors = sample_factors(n, rng, orientation_steps)
     return render(factors, resolution), factors["shape"].copy(), factors

@@ -40,11 +40,13 @@ Splits = dict[str, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]
 
 def load_dsprites(cfg: DataConfig) -> tuple[Splits, list[str], str]:
     """Disjoint train/val/test draws from the dSprites factor grid, labels = shape, all factors kept."""
-    images, labels, factors = dsprites.generate(cfg.n_train + cfg.n_val + cfg.n_test, cfg.resolution, cfg.seed)
+    images, labels, factors = dsprites.generate(cfg.n_train + cfg.n_val + cfg.n_test, cfg.resolution, cfg.seed,
+                                                cfg.orientation_steps)
     bounds = {"train": (0, cfg.n_train), "val": (cfg.n_train, cfg.n_train + cfg.n_val),
               "test": (cfg.n_train + cfg.n_val, cfg.n_train + cfg.n_val + cfg.n_test)}
     splits = {s: (images[a:b], labels[a:b], {k: v[a:b] for k, v in factors.items()}) for s, (a, b) in bounds.items()}
-    return splits, list(dsprites.SHAPES), f"procedural dSprites, seed {cfg.seed}"
+    turn = "" if cfg.orientation_steps == dsprites.FACTOR_SIZES["orientation"] else f", {cfg.orientation_steps} orientations"
+    return splits, list(dsprites.SHAPES), f"procedural dSprites, seed {cfg.seed}{turn}"
 
 
 def _find(root: Path, stem: str) -> Path | None:

@@ -59,3 +59,24 @@ def test_no_placement_appears_with_two_shapes():
     cells = np.ravel_multi_index(tuple(factors[k] for k in placement), tuple(dsprites.FACTOR_SIZES[k] for k in placement))
     assert len(np.unique(cells)) == 5000
     assert set(np.unique(factors["shape"])) == {0, 1, 2}
+
+
+def test_orientation_steps_limits_the_turn_and_leaves_the_full_turn_as_it_was():
+    """data.orientation_steps: the first N of the 40 orientations; 40 draws exactly the default images."""
+    import pytest
+
+    from components.errors import ConfigError
+
+    full, default = dsprites.generate(300, 32, seed=5, orientation_steps=40), dsprites.generate(300, 32, seed=5)
+    assert np.array_equal(full[0], default[0]) and all(np.array_equal(full[2][k], default[2][k]) for k in full[2])
+    _, _, quarter = dsprites.generate(2000, 32, seed=5, orientation_steps=10)
+    assert set(np.unique(quarter["orientation"])) == set(range(10))
+    images, _, upright = dsprites.generate(300, 32, seed=5, orientation_steps=1)
+    assert set(np.unique(upright["orientation"])) == {0}
+    squares = images[upright["shape"] == 0, 0] > 0
+    fill = [sq.sum() / (sq.any(1).sum() * sq.any(0).sum()) for sq in squares]  # of the bounding box
+    assert min(fill) > 0.85, "upright squares are axis-aligned boxes (a square at 45 degrees fills half its box)"
+    with pytest.raises(ConfigError, match="at most 6144"):  # 6 scales x 1 orientation x 32 x 32 placements
+        dsprites.generate(8000, 32, seed=5, orientation_steps=1)
+    with pytest.raises(ConfigError, match="data.orientation_steps: 0"):
+        dsprites.generate(10, 32, seed=5, orientation_steps=0)
