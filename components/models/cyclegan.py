@@ -66,16 +66,16 @@ class ResidualBlock(nn.Module):
 
 def resnet_generator(c: int, ch: int, blocks: int, down: int = 1) -> nn.Sequential:
     """(B, C, H, W) in [-1, 1] -> (B, C, H, W) in [-1, 1]: c7s1-ch, d(2ch) ... d(2^down ch), R(2^down ch) x blocks,
-    u(2^(down-1) ch) ... u(ch), c7s1-C (the paper's generator has down = 2: d128, d256)."""
-    downs, ups = [], []
+    u(2^(down-1) ch) ... u(ch), c7s1-C (the paper's generator has down = 2: d128, d256). Layers are built in
+    forward order, so a seed draws the same initial weights for a given shape."""
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(c, ch, 7), nn.InstanceNorm2d(ch), nn.ReLU(True)]
     for i in range(down):  # H / 2^i -> H / 2^(i+1), channels ch 2^i -> ch 2^(i+1)
-        cin, cout = ch * 2**i, ch * 2 ** (i + 1)
-        downs += [nn.Conv2d(cin, cout, 3, 2, 1), nn.InstanceNorm2d(cout), nn.ReLU(True)]
-        ups = [nn.ConvTranspose2d(cout, cin, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(cin), nn.ReLU(True)] + ups
-    return nn.Sequential(
-        nn.ReflectionPad2d(3), nn.Conv2d(c, ch, 7), nn.InstanceNorm2d(ch), nn.ReLU(True),
-        *downs, *[ResidualBlock(ch * 2**down) for _ in range(blocks)], *ups,
-        nn.ReflectionPad2d(3), nn.Conv2d(ch, c, 7), nn.Tanh())
+        layers += [nn.Conv2d(ch * 2**i, ch * 2 ** (i + 1), 3, 2, 1), nn.InstanceNorm2d(ch * 2 ** (i + 1)), nn.ReLU(True)]
+    layers += [ResidualBlock(ch * 2**down) for _ in range(blocks)]
+    for i in reversed(range(down)):  # H / 2^(i+1) -> H / 2^i
+        layers += [nn.ConvTranspose2d(ch * 2 ** (i + 1), ch * 2**i, 3, 2, 1, output_padding=1),
+                   nn.InstanceNorm2d(ch * 2**i), nn.ReLU(True)]
+    return nn.Sequential(*layers, nn.ReflectionPad2d(3), nn.Conv2d(ch, c, 7), nn.Tanh())
 
 
 def patch_discriminator(c: int, ch: int) -> nn.Sequential:
