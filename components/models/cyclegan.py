@@ -7,9 +7,9 @@ loss (eq. 2) and the identity loss (section 5.2), Adam(2e-4, 0.5) and a learning
 then decays linearly to zero (the paper's 100 + 100 epochs, here `decay_start` of the epochs).
 Generators are the paper's ResNet generator (c7s1-k, `downsamplings` stride-2 convs (the paper's 2; 1 by
 default at 32x32), `res_blocks` residual blocks, as many up, c7s1); discriminators are PatchGANs (four 4x4
-convs, instance norm), whose output is a map of patch scores. The discriminators see generated images through a history of the last
-`pool_size` (50) per domain (Shrivastava et al. 2017, as Zhu et al. use it): half of each batch's fakes are
-swapped for older ones, so D does not chase the generator's latest output.
+convs, instance norm), whose output is a map of patch scores. The discriminators see generated images
+through a history of the last `pool_size` (50) per domain (Shrivastava et al. 2017, as Zhu et al. use it):
+half of each batch's fakes are swapped for older ones, so D does not chase the generator's latest output.
 
 Domains come from the data (the contract's classes and, optionally, a transform): on dSprites, domain A
 is one shape and B another (`domain_a`, `domain_b`); prepare draws every placement (scale, orientation,
