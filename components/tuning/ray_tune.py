@@ -6,7 +6,7 @@ validation objective, to Tune; the trial itself only waits, so it reserves memor
 worker per trial (the default on a laptop) the trial runs the loop in its own actor (`run_in_process`)
 and reports to Tune directly: the same loop and objective without a Train controller and worker process
 to start per trial, which on 2 cores cost ~35 s a trial for a few seconds of training. ASHA (Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning")
-stops poor trials at its rungs; Optuna's TPE sampler (Akiba et al. 2019) proposes configurations.
+stops poor trials at its rungs where trials queue for CPUs (`uses_early_stopping`); Optuna's TPE sampler (Akiba et al. 2019) proposes configurations.
 Every trial is an MLflow run nested under one sweep run. Works unchanged against a cluster
 (`RAY_ADDRESS`): trial drivers and Train workers are scheduled by Ray.
 """
@@ -94,6 +94,16 @@ def effective_concurrency(settings: TuneSettings, cpus_per_worker: int) -> int:
     return min(settings.max_concurrent_trials, fit)
 
 
+def uses_early_stopping(spec: ModelTune, concurrency: int, exhaustive: bool = False) -> bool:
+    """ASHA only where it saves time: when more trials are asked for than run at once. When all run at once,
+    a stopped trial frees CPUs that no waiting trial takes, so the sweep ends no sooner, and which trial ASHA
+    stops depends on which reports first at a rung (asynchronous successive halving compares a result only
+    with those already in, and so mispromotes: Li et al. 2020, section 3), so two runs of one sweep could
+    choose differently. Without it every trial runs max_epochs and the best at the last epoch wins, whatever
+    the order."""
+    return not exhaustive and spec.num_samples > concurrency
+
+
 def grid_space(spec: ModelTune) -> dict:
     """Every combination of choice values (for the exhaustive-grid baseline of bench/tune_vs_grid.py)."""
     from ray import tune
@@ -118,6 +128,10 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
     if concurrency < settings.max_concurrent_trials:
         log(f"[tune {name}] max_concurrent_trials {settings.max_concurrent_trials} -> {concurrency}: "
             f"{settings.workers_per_trial} workers per trial must fit the cluster's CPUs")
+    early_stopping = uses_early_stopping(spec, concurrency, exhaustive)
+    if not exhaustive and not early_stopping:
+        log(f"[tune {name}] all {spec.num_samples} trials run at once: each runs {spec.max_epochs} epochs, no ASHA "
+            f"stops (they would save no time and make the choice depend on which trial reports first)")
     from components.code import model_code_hash
     from components.data.shards import sha256_file
 
@@ -140,7 +154,7 @@ def run_sweep(params: Params, name: str, spec: ModelTune, settings: TuneSettings
         tune_config=tune.TuneConfig(
             metric=metric, mode="min", num_samples=1 if exhaustive else spec.num_samples,
             max_concurrent_trials=concurrency,
-            scheduler=FIFOScheduler() if exhaustive else ASHAScheduler(
+            scheduler=FIFOScheduler() if not early_stopping else ASHAScheduler(
                 max_t=spec.max_epochs, grace_period=min(settings.grace_period, spec.max_epochs),
                 reduction_factor=settings.reduction_factor, time_attr="training_iteration"),
             search_alg=None if exhaustive else OptunaSearch(points_to_evaluate=spec.points_to_evaluate or None,

@@ -1,13 +1,13 @@
-"""A real 2-trial Ray Tune sweep (ASHA + Optuna) whose trials are 2-worker Ray Train runs."""
+"""Real Ray Tune sweeps (ASHA + Optuna): trials that are 2-worker Ray Train runs, and one-worker trials all at once."""
 
 import json
 
 import pytest
 
-from components.config import load_config, tune_settings
+from components.config import ModelTune, load_config, tune_settings
 from components.tracking import Tracker
 from components.training.job import resolve
-from components.tuning.ray_tune import effective_concurrency
+from components.tuning.ray_tune import effective_concurrency, uses_early_stopping
 from components.tuning.sweep import tune_model
 from tests.conftest import write_params
 
@@ -47,6 +47,32 @@ def test_asha_stops_the_bad_trial_and_the_sweep_never_deadlocks(project, ray_loc
     assert len(chosen) == 1 and chosen[0].data.params["searched.kl_weight"] == "1.0", "the chosen trial is marked"
     assert tracker.get_run(result["sweep_run_id"]).data.tags["genzoo.chosen_run_id"] == chosen[0].info.run_id
     assert tracker.client.get_metric_history(chosen[0].info.run_id, "val_neg_elbo"), "a child holds its trial's curve"
+
+
+def test_asha_runs_only_where_trials_wait_for_cpus():
+    spec = ModelTune(num_samples=2, max_epochs=2)
+    assert not uses_early_stopping(spec, concurrency=2), "all trials at once: a stop saves no time, only adds order"
+    assert uses_early_stopping(spec, concurrency=1), "trials queue: ASHA's stops let the next one start sooner"
+    assert not uses_early_stopping(ModelTune(num_samples=8), concurrency=1, exhaustive=True)
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_trials_all_run_at_once_runs_each_to_the_end(project, ray_local):
+    """The laptop default (two one-worker trials on two CPUs): no trial is cut at a rung, so which trial wins cannot
+    depend on which reported first; the best at the last epoch is chosen."""
+    from components.training.ray_train import connect
+
+    ray_local.shutdown()
+    connect(num_cpus=2)
+    sweep = {"tune": {"max_concurrent_trials": 2, "workers_per_trial": 1,
+                      "vae": {**SWEEP["tune"]["vae"], "max_epochs": 2}}}
+    params = load_config(write_params(project, sweep))
+    assert effective_concurrency(tune_settings(params), 1) == 2
+    result = tune_model(params, "vae", log=print)
+    assert [t["epochs"] for t in result["trials"]] == [2, 2]
+    assert not any(t["stopped_early"] for t in result["trials"])
+    assert result["best_config"] == {"kl_weight": 1.0, "latent_dim": 8}
+    assert result["trial_epochs"] == 4
 
 
 def test_train_takes_tuned_values_and_says_where_each_came_from(project):
