@@ -25,6 +25,8 @@ class GANConfig(ModelConfig):
     beta1: float = Field(0.5, ge=0, lt=1)  # Adam beta1
     beta2: float = Field(0.999, ge=0, lt=1)  # Adam beta2
     ema_decay: float = Field(0.0, ge=0, lt=1)  # EMA of generator weights for sampling; 0: off
+    g_steps: int = Field(1, ge=1)  # generator steps per discriminator step, each on fresh noise (Goodfellow et al.
+    # 2014, Algorithm 1, has k >= 1 D steps per G step; 2 G steps is common DCGAN practice where D wins early)
     batch_size: int = Field(64, ge=1)
     epochs: int = Field(10, ge=1)
 
@@ -84,7 +86,7 @@ class AdversarialModel(GenerativeModel):
 
     def generator_phase(self, loss) -> Phase:
         return Phase("G", "G", loss, list(self.generator.parameters()), uses_batch=False,
-                     after_step=self.update_ema if self.config.ema_decay > 0 else None)
+                     repeat=self.config.g_steps, after_step=self.update_ema if self.config.ema_decay > 0 else None)
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.sample_latent(n, labels, generator)

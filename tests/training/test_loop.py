@@ -87,6 +87,16 @@ def test_phase_repeat_and_after_step_hooks(tiny_project):
     assert calls["G"] == steps and calls["D"] == calls["clip"] == stream.steps_per_epoch // 3 * 3 + stream.steps_per_epoch % 3
 
 
+def test_g_steps_runs_the_generator_phase_that_many_times_per_discriminator_step(tiny_project):
+    model, stream = _setup(tiny_project, name="dcgan", g_channels=4, d_channels=4, g_steps=2)
+    rec = Recorder()
+    history = train(model, stream.epoch, LoopConfig(epochs=1), rec)
+    adam_steps = {name: int(next(iter(state["state"].values()))["step"])
+                  for name, state in rec.checkpoints[-1]["optimizers"].items()}
+    assert history[-1]["step"] == stream.steps_per_epoch
+    assert adam_steps == {"D": stream.steps_per_epoch, "G": 2 * stream.steps_per_epoch}
+
+
 def test_non_finite_loss_names_phase_and_step(tiny_project):
     model, stream = _setup(tiny_project, lr=1e30)
     with pytest.raises(NonFiniteLossError, match=r"phase 'elbo' at step \d+") as err:
