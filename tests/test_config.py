@@ -144,6 +144,19 @@ def test_gpu_profile_lays_large_batch_bf16_settings_over_the_defaults(tmp_path):
     assert gpu.model_config_for("dcgan").lr == cpu.model_config_for("dcgan").lr, "keys the profile leaves alone stay"
 
 
+
+def test_every_shipped_profile_fits_its_dsprites_images_in_the_factor_grid(tmp_path):
+    """The default turns sprites 0-18 degrees (18,432 distinct images); the GPU profile's 220,000 need the full turn."""
+    import numpy as np
+
+    from components.data import dsprites
+
+    for overrides in ({}, {"profile": "gpu"}):
+        data = load_config(write_params(tmp_path, overrides)).data
+        n = data.n_train + data.n_val + data.n_test
+        factors = dsprites.sample_factors(n, np.random.default_rng(0), data.orientation_steps)  # raises if n does not fit
+        assert len(factors["shape"]) == n and factors["orientation"].max() < data.orientation_steps
+
 def test_duplicate_keys_are_refused_with_their_line(tmp_path):
     text = (REPO / "params.yaml").read_text().replace("  n_train: 12000", "  n_train: 12000\n  n_train: 500", 1)
     (tmp_path / "params.yaml").write_text(text)
