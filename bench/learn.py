@@ -149,6 +149,19 @@ def main() -> None:
         final = {k: round(v, 4) for k, v in quality_check(args.final_samples, samples=True)(model).items()
                  if v is not None}
         print(f"[{args.model}{args.tag}] after training, N = {args.final_samples}: {final}", flush=True)
+    regressor_file = params.path("features/regressor.pt")
+    if family.capabilities.translation and regressor_file.is_file():  # what evaluate reads: factors kept, per direction
+        from components.data.shards import read_factors, read_split
+        from components.evaluation.factors import load_regressor
+        from components.evaluation.features import load_feature_net
+        from components.evaluation.translation import translation_metrics
+
+        x, y = read_split(data, spec, "test")
+        m, _ = translation_metrics(model, x, y, read_factors(data, spec, "test"),
+                                   load_feature_net(params.path("features/classifier.pt"))[0], load_regressor(regressor_file))
+        final.update({f"{d}_{k}": round(v, 4) for d, t in m["translation"].items() for k, v in t.items() if v is not None})
+        final.update({k: round(v, 4) for k, v in m.items() if k.startswith("regressor_floor_")})
+        print(f"[{args.model}{args.tag}] after training, test split: {final}", flush=True)
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:

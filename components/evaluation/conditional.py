@@ -87,6 +87,21 @@ def circular_corr(code: np.ndarray, orientation: np.ndarray, shape: np.ndarray |
     return float(max(abs(np.corrcoef(code, (phase - shift) % 1.0)[0, 1]) for shift in np.linspace(0, 1, 36, endpoint=False)))
 
 
+@torch.no_grad()
+def code_sample_accuracy(model, net, n: int, num_classes: int, seed: int, batch_size: int = 500) -> float:
+    """The generator's side of InfoGAN's categorical code: n samples, the code's K values in turn, put in a
+    class by the feature classifier; the share that lands in the class matched to its code (best one-to-one
+    matching). Q's reading of real images (code_accuracy) can be right while G ignores the code, and the
+    reverse; a code that names the shape needs both."""
+    from components.evaluation.features import embed
+
+    gen = torch.Generator().manual_seed(seed)
+    codes = torch.arange(n) % model.k
+    preds = [embed(net, model.sample_code(codes[s : s + batch_size], generator=gen).cpu())[1]
+             for s in range(0, n, batch_size)]
+    return matched_accuracy(codes.numpy(), torch.cat(preds).numpy(), model.k, num_classes)[0]
+
+
 def code_metrics(model, images: np.ndarray, labels: np.ndarray, factors: dict[str, np.ndarray],
                  batch_size: int = 500) -> dict:
     """How well InfoGAN's codes, as Q reads them off test images, predict the data's known factors."""

@@ -149,10 +149,12 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
                                            spec.num_classes, per_class, cfg.seed))
     if caps.codes:
         from components.data.shards import read_factors
-        from components.evaluation.conditional import code_metrics
+        from components.evaluation.conditional import code_metrics, code_sample_accuracy
 
         log(f"[evaluate {name}] code metrics: Q's codes on test images against the data's factors")
         metrics.update(code_metrics(model, images[:n], labels[:n], read_factors(data_dir, spec, "test", n)))
+        log(f"[evaluate {name}] code metrics: the classifier on {n} samples drawn per categorical code value")
+        metrics["code_sample_accuracy"] = code_sample_accuracy(model, net, n, spec.num_classes, cfg.seed)
 
     if caps.codebook:
         from components.evaluation.codebook import codebook_metrics
@@ -193,6 +195,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         "conditioning": ("sample metrics on samples for the test split's labels; conditional accuracy and per-class KID "
                          "on n/K samples generated per class, against each class's test images") if caps.labels else None,
         "codes": ("Q's categorical code on test images vs the class label after the best code-to-class matching; "
+                  "the classifier on n samples drawn per code value, matched the same way (code_sample_accuracy); "
                   "|Pearson r| of each continuous code with every factor") if caps.codes else None,
         "codebook": ("codes of the test split's images: perplexity exp(H) of their histogram (at most K), dead codes "
                      "never used; the bound uses the deterministic nearest-code posterior") if caps.codebook else None,

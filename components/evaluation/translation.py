@@ -7,6 +7,10 @@ G, b2a: B's through F) and as the mean of both:
   factor_error_<f>         the factor regressor's reading of the translation against the source's true factors
                            (dSprites, no transform): what the translation preserved; regressor_floor_<f> is the
                            regressor's own error on real images
+  factor_shift_<f>         per direction: the mean signed error, an offset shared by every translation (say,
+                           each heart drawn a pixel above where the square was); cycle consistency cannot see
+                           one that the other generator undoes, nor the discriminator a shifted real shape
+  factor_spread_<f>        the mean absolute error left once that offset is removed
   cycle_l1                 mean |F(G(a)) - a| (and |G(F(b)) - b|) per pixel
 """
 
@@ -25,6 +29,19 @@ from components.evaluation.sample_metrics import fid
 def _translate(model, x: torch.Tensor, direction: str, batch_size: int = 250) -> torch.Tensor:
     return torch.cat([model.translate(x[s : s + batch_size].to(model.device), direction).cpu()
                       for s in range(0, len(x), batch_size)]) if len(x) else x
+
+
+def shift_and_spread(pred: dict[str, torch.Tensor], factors: dict[str, np.ndarray]) -> dict[str, float]:
+    """The factor errors split in two: factor_shift_<f>, the mean of reading minus truth (grid steps; degrees
+    modulo 90, wrapped to [-45, 45)), and factor_spread_<f>, the mean absolute error about that mean."""
+    signed = {f: pred[f] - torch.from_numpy(factors[f]).float() for f in ("pos_x", "pos_y", "scale")}
+    true = (torch.from_numpy(factors["orientation"]).float() * 360 / factor_lib.GRID["orientation"]) % 90
+    signed["orientation_deg"] = (pred["orientation"] - true + 45) % 90 - 45
+    out = {}
+    for f, e in signed.items():
+        out[f"factor_shift_{f}"] = float(e.mean())
+        out[f"factor_spread_{f}"] = float((e - e.mean()).abs().mean())
+    return out
 
 
 @torch.no_grad()
@@ -48,12 +65,13 @@ def translation_metrics(model, images: np.ndarray, labels: np.ndarray, test_fact
             m["translation_target_rate"] = float((pred == classes[tgt]).float().mean())
         if use_factors:
             src_factors = {k: v[idx.numpy()] for k, v in test_factors.items()}
-            m.update(factor_lib.errors(factor_lib.predict(regressor, out), src_factors))
+            reading = factor_lib.predict(regressor, out)
+            m.update(factor_lib.errors(reading, src_factors) | shift_and_spread(reading, src_factors))
         per[direction] = m
         grid += [x[:8], out[:8], back[:8]]
     metrics: dict = {"translation": {d: {k: v for k, v in m.items()} for d, m in per.items()},
                      "translation_images": {"a": len(dom["a"][0]), "b": len(dom["b"][0])}}
-    for key in per["a2b"]:
+    for key in (k for k in per["a2b"] if not k.startswith("factor_shift_")):  # opposite shifts would cancel
         values = [per[d].get(key) for d in per]
         metrics[key] = None if None in values else float(np.mean(values))
     if use_factors:

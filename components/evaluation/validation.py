@@ -61,6 +61,7 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
       q_cond_accuracy               the feature classifier's agreement with the requested class (conditional);
       q_code_accuracy               InfoGAN: Q's categorical code on validation images against the shape,
                                     after the best one-to-one code -> class matching;
+      q_code_sample_accuracy        InfoGAN: the classifier on samples drawn per code value, matched the same way;
       <objective>                   validation NLL or -ELBO in nats (likelihood families; the tuning objective);
       q_target_rate, q_cycle_l1     translation: share of translations put in the target class, cycle L1.
     q_floor_* hold the same measures with real test images in place of the samples (the real-data floor at
@@ -115,6 +116,11 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
         from components.evaluation.conditional import code_metrics
 
         parts.append(lambda model: {"q_code_accuracy": code_metrics(model, images, labels, {})["code_accuracy"]})
+        if net is not None:
+            from components.evaluation.conditional import code_sample_accuracy
+
+            parts.append(lambda model: {"q_code_sample_accuracy": code_sample_accuracy(model, net, len(images),
+                                                                                      spec.num_classes, seed)})
 
     def quality(model) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -9,6 +9,14 @@ lower bound L_I on the mutual information I(c; G(z, c)) (section 5, `losses.mutu
     G:     min  L_G - lambda (L_I,cat + w_cont L_I,cont)
 with the non-saturating GAN losses (`components.models.losses`). On dSprites the categorical code is meant
 to pick up the shape, the continuous ones position, scale or orientation; evaluation measures it.
+
+`supervised_fraction` > 0 makes it semi-supervised (after ss-InfoGAN, Spurr et al. 2017, "Guiding InfoGAN
+with Semi-Supervision"): on that share of the training images, fixed by a hash of each image's pixels, Q's
+categorical head learns the true class (cross-entropy, weighted by lambda), which ties the code's values to
+the classes, and the generator's side of the bound, log Q(c | G(z, c)), makes G draw the class its code names.
+Unlike Spurr et al., Q's categorical head then learns from those labelled images only, not from G's samples:
+from samples it learns whatever cue G attaches to the code, and G's samples followed their code less
+(docs/learning.md). 0 is Chen et al.'s unsupervised InfoGAN.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ class InfoGANConfig(GANConfig):
     info_weight: float = Field(1.0, ge=0)  # lambda on the mutual-information bound (1 in the paper)
     continuous_weight: float = Field(0.1, ge=0)  # weight of the continuous codes' term within the bound
     latent_dim: int = Field(62, ge=1)  # incompressible noise z (62 in the paper's MNIST model)
+    supervised_fraction: float = Field(0.0, ge=0, le=1)  # share of images whose class Q learns (ss-InfoGAN); 0: none
 
 
 class InfoGAN(AdversarialModel):
@@ -42,6 +51,9 @@ class InfoGAN(AdversarialModel):
     def __init__(self, config: InfoGANConfig, spec: DatasetSpec):
         super().__init__(config, spec)
         self.k, self.j = config.categorical or spec.num_classes, config.continuous
+        if config.supervised_fraction > 0 and self.k != spec.num_classes:
+            raise ValueError(f"models.infogan.supervised_fraction: {config.supervised_fraction} needs a categorical code "
+                             f"of one value per class ({spec.num_classes} in {spec.name}); categorical is {self.k}")
         self.generator = ConvGenerator(config.latent_dim + self.k + self.j, config.g_channels, spec.channels,
                                        spec.resolution)
         self.discriminator = ConvDiscriminator(config.d_channels, spec.channels, spec.resolution, norm="batch")
@@ -64,6 +76,15 @@ class InfoGAN(AdversarialModel):
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
         return self.compose(z, *self.codes(n, generator))
+
+    @torch.no_grad()
+    def sample_code(self, cat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images in [0, 1] drawn with the categorical code fixed to `cat` (B,), noise and continuous codes
+        from their priors: does G draw what its code names?"""
+        z = torch.randn(len(cat), self.config.latent_dim, generator=generator).to(self.device)
+        cont = (torch.rand(len(cat), self.j, generator=generator) * 2 - 1).to(self.device)
+        with self.evaluating():
+            return self.decode_latent(self.compose(z, cat.to(self.device), cont))
 
     def q(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.q_head(h)
@@ -100,21 +121,38 @@ class InfoGAN(AdversarialModel):
         z = torch.randn(n, self.config.latent_dim, device=self.device)
         return self.generator(self.compose(z, cat, cont)), cat, cont
 
-    def _info(self, h_fake, cat, cont) -> tuple[torch.Tensor, dict]:
+    def _info(self, h_fake, cat, cont, categorical: bool = True) -> tuple[torch.Tensor, dict]:
+        """lambda (L_I,cat + w_cont L_I,cont) on G's samples; `categorical` False leaves L_I,cat out of it."""
         logits, mean, log_std = self.q(h_fake)
         mi = losses.mutual_information_bound(logits, cat, mean, log_std, cont)
-        bound = mi.get("categorical", 0.0) + self.config.continuous_weight * mi.get("continuous", 0.0)
+        bound = (mi.get("categorical", 0.0) if categorical else 0.0) + self.config.continuous_weight * mi.get("continuous", 0.0)
         return self.config.info_weight * bound, {f"mi_{k}": v.detach() for k, v in mi.items()}
 
+    def labelled(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the images whose class Q may learn, a `supervised_fraction` share fixed per image by a
+        hash of its pixels (the same images in every epoch, on every worker)."""
+        pixels = (x * 255).round().long().flatten(1)  # (B, C*H*W)
+        weights = torch.arange(1, pixels.shape[1] + 1, device=x.device) * 2654435761 % 2**31
+        h = (pixels * weights).sum(1) % 2**31
+        return h.double() / 2**31 < self.config.supervised_fraction
+
     def d_loss(self, batch):
-        x, _ = batch
+        x, y = batch
         with torch.no_grad():
             fake, cat, cont = self._fake(x.shape[0])
-        h_fake = self.discriminator.features(fake)
-        l_real, l_fake = self.discriminator(x * 2 - 1), self.discriminator(fake, h=h_fake)
+        h_fake, h_real = self.discriminator.features(fake), self.discriminator.features(x * 2 - 1)
+        l_real, l_fake = self.discriminator(None, h=h_real), self.discriminator(fake, h=h_fake)
         adv = losses.discriminator_loss("non_saturating", l_real, l_fake)
-        info, metrics = self._info(h_fake, cat, cont)
-        return adv - info, {"d_loss": adv.detach(), **metrics}
+        supervised = self.config.supervised_fraction > 0
+        info, metrics = self._info(h_fake, cat, cont, categorical=not supervised)  # supervised: Q_cat from real labels
+        loss = adv - info
+        if supervised:
+            mask = self.labelled(x)
+            logits_real = self.q(h_real)[0]  # the whole batch through Q's batch norm, then the labelled rows
+            sup = F.cross_entropy(logits_real[mask], y[mask].long()) if mask.any() else logits_real.sum() * 0
+            loss = loss + self.config.info_weight * sup
+            metrics["q_supervised_ce"] = sup.detach()
+        return loss, {"d_loss": adv.detach(), **metrics}
 
     def g_loss(self, batch):
         fake, cat, cont = self._fake(batch[0].shape[0])

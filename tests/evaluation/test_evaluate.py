@@ -132,6 +132,12 @@ def test_translation_metrics_and_factor_regressor(evaluated):
         assert isinstance(m[key], float) and m[key] >= 0, key
         assert m[key] == pytest.approx((m["translation"]["a2b"][key] + m["translation"]["b2a"][key]) / 2), key
     assert 0 <= m["translation_target_rate"] <= 1 and m["factor_error_orientation_deg"] <= 45
+    for d in ("a2b", "b2a"):  # the error splits into a shared shift and the spread about it
+        t = m["translation"][d]
+        for f in ("pos_x", "pos_y", "scale", "orientation_deg"):
+            assert t[f"factor_spread_{f}"] <= t[f"factor_error_{f}"] + abs(t[f"factor_shift_{f}"]) + 1e-6
+            assert abs(t[f"factor_shift_{f}"]) <= t[f"factor_error_{f}"] + 1e-6
+    assert "factor_shift_pos_x" not in m and m["factor_spread_pos_x"] >= 0  # shifts of opposite sign would cancel
     assert "fid" not in m and "A = square, B = heart" in m["protocol"]["translation"]
     # even from 512 images the regressor beats guessing the mean (8 steps; 22.5 deg modulo 90)
     assert summary["regressor_test_error_pos_x"] < 7 and summary["regressor_test_error_orientation_deg"] < 22.5
@@ -150,6 +156,22 @@ def test_factor_errors_by_hand():
     e = errors(pred, true)
     assert e == pytest.approx({"factor_error_pos_x": 0.5, "factor_error_pos_y": 1.0, "factor_error_scale": 0.0,
                                "factor_error_orientation_deg": 1.0})
+
+
+def test_shift_and_spread_by_hand():
+    """A translation that moves every sprite 2 steps up has a shift of -2 and no spread; orientation wraps mod 90."""
+    import numpy as np
+
+    from components.evaluation.translation import shift_and_spread
+
+    true = {"pos_x": np.array([0, 10]), "pos_y": np.array([5, 9]), "scale": np.array([1, 3]),
+            "orientation": np.array([0, 0])}
+    pred = {"pos_x": torch.tensor([1.0, 9.0]), "pos_y": torch.tensor([3.0, 7.0]), "scale": torch.tensor([1.0, 3.0]),
+            "orientation": torch.tensor([88.0, 86.0])}  # 2 and 4 degrees below 0, modulo 90
+    s = shift_and_spread(pred, true)
+    assert s["factor_shift_pos_y"] == pytest.approx(-2.0) and s["factor_spread_pos_y"] == pytest.approx(0.0)
+    assert s["factor_shift_pos_x"] == pytest.approx(0.0) and s["factor_spread_pos_x"] == pytest.approx(1.0)
+    assert s["factor_shift_orientation_deg"] == pytest.approx(-3.0) and s["factor_spread_orientation_deg"] == pytest.approx(1.0)
 
 
 def test_conditional_accuracy_is_the_classifier_agreeing_with_the_requested_class():
@@ -187,6 +209,21 @@ def test_conditional_accuracy_is_the_classifier_agreeing_with_the_requested_clas
     assert good["cond_accuracy"] == 1.0 and deaf["cond_accuracy"] == pytest.approx(1 / 3)
     assert good["kid_per_class"]["0"] == pytest.approx(deaf["kid_per_class"]["0"])
     assert good["kid_per_class_mean"] < deaf["kid_per_class_mean"]
+
+    from components.evaluation.conditional import code_sample_accuracy
+
+    class Coded:  # InfoGAN's side: code value c draws class (c + 1) % 3, a permutation the matching undoes
+        k = 3
+
+        def sample_code(self, cat, generator=None):
+            return Oracle().sample(len(cat), (cat + 1) % 3)
+
+    class Ignored(Coded):  # the code changes nothing: every value draws class 2
+        def sample_code(self, cat, generator=None):
+            return Oracle().sample(len(cat), torch.full_like(cat, 2))
+
+    assert code_sample_accuracy(Coded(), net, 90, 3, 0, batch_size=40) == 1.0
+    assert code_sample_accuracy(Ignored(), net, 90, 3, 0) == pytest.approx(1 / 3)
 
 
 def test_code_matching_finds_the_best_permutation():
@@ -413,6 +450,9 @@ def test_report_page_has_every_row_every_value_and_only_decodable_images(evaluat
             if isinstance(m.get(k), float):
                 assert f"{m[k]:.4g}" in page, f"{name}: {k} missing from the page"
     assert "translated into target class" in page and "cycle L1 (per pixel)" in page
+    floor = page.index("real data (the factor regressor on real test images)")  # the translation table's floor row
+    assert page.index("Translation (CycleGAN)") < floor < page.index('href="#cyclegan"', floor)
+    assert f'{out["cyclegan"]["regressor_floor_pos_x"]:.4g}' in page[floor:page.index("</tr>", floor)]
     assert f"N = {sizes[0]}: ranked only against rows at N = {sizes[0]}" in page
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) > 20
