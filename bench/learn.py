@@ -162,6 +162,17 @@ def main() -> None:
         final.update({f"{d}_{k}": round(v, 4) for d, t in m["translation"].items() for k, v in t.items() if v is not None})
         final.update({k: round(v, 4) for k, v in m.items() if k.startswith("regressor_floor_")})
         print(f"[{args.model}{args.tag}] after training, test split: {final}", flush=True)
+    if family.capabilities.codes:  # what evaluate reads: Q's codes on test images against the known factors
+        from components.data.shards import read_factors, read_split
+        from components.evaluation.conditional import code_metrics
+
+        n = params.evaluate.n_samples  # capped at the test split, as in evaluate
+        x, y = read_split(data, spec, "test", limit=n)
+        m = code_metrics(model, x, y, read_factors(data, spec, "test", n))
+        final.update({"code_accuracy": round(m["code_accuracy"], 4),
+                      **{f"{c}_{m[f'code_{c}_best_factor']}": round(max(r.values()), 4)
+                         for c, r in m["code_factor_corr"].items() if r}})
+        print(f"[{args.model}{args.tag}] after training, test split, N = {len(x)}: {final}", flush=True)
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from components.data import DatasetSpec, read_split
+from components.data.shards import read_factors
 
 
 def make_validator(family, data_dir: Path, spec: DatasetSpec, feature_net: str | None,
@@ -62,6 +63,8 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
       q_code_accuracy               InfoGAN: Q's categorical code on validation images against the shape,
                                     after the best one-to-one code -> class matching;
       q_code_sample_accuracy        InfoGAN: the classifier on samples drawn per code value, matched the same way;
+      q_code_factor_corr            InfoGAN: the best |Pearson r| of a continuous code (Q's mean on validation
+                                    images) with a known factor (position, scale, orientation), as evaluate's;
       <objective>                   validation NLL or -ELBO in nats (likelihood families; the tuning objective);
       q_target_rate, q_cycle_l1     translation: share of translations put in the target class, cycle L1.
     q_floor_* hold the same measures with real test images in place of the samples (the real-data floor at
@@ -115,7 +118,14 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
     if caps.codes:
         from components.evaluation.conditional import code_metrics
 
-        parts.append(lambda model: {"q_code_accuracy": code_metrics(model, images, labels, {})["code_accuracy"]})
+        val_factors = read_factors(data_dir, spec, "val", limit=n)
+
+        def codes(model) -> dict[str, float]:
+            m = code_metrics(model, images, labels, val_factors)
+            best = [max(c.values()) for c in m["code_factor_corr"].values() if c]
+            return {"q_code_accuracy": m["code_accuracy"], "q_code_factor_corr": max(best) if best else None}
+
+        parts.append(codes)
         if net is not None:
             from components.evaluation.conditional import code_sample_accuracy
 

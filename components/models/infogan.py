@@ -92,10 +92,25 @@ class InfoGAN(AdversarialModel):
         return logits, mean, log_std.clamp(-5, 2)
 
     @torch.no_grad()
-    def predict_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Q's prediction for images x in [0, 1]: (categorical probabilities (B, K), continuous means (B, J))."""
+    def predict_codes(self, x: torch.Tensor, batch_stats: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q's prediction for images x in [0, 1]: (categorical probabilities (B, K), continuous means (B, J)).
+        `batch_stats`: batch norm on the batch's own statistics, as the trunk and Q read every real batch in
+        training, where a batch holds real images only. Their running statistics come two thirds from G's
+        samples (D's fake pass and G's), and on those Q read real images worse and from epoch to epoch
+        differently (docs/learning.md). The running statistics are left as they were."""
+        bns = [m for m in (*self.discriminator.modules(), *self.q_head.modules())
+               if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [{k: b.clone() for k, b in m.named_buffers()} for m in bns]
         with self.evaluating():
-            logits, mean, _ = self.q(self.discriminator.features(x.to(self.device) * 2 - 1))
+            if batch_stats and len(x) > 1:
+                for m in bns:
+                    m.train()
+            try:
+                logits, mean, _ = self.q(self.discriminator.features(x.to(self.device) * 2 - 1))
+            finally:
+                for m, buffers in zip(bns, saved, strict=True):
+                    for k, b in m.named_buffers():
+                        b.copy_(buffers[k])
             return logits.softmax(1), mean
 
     @torch.no_grad()

@@ -79,3 +79,24 @@ def test_semi_supervised_q_reads_the_class_from_labelled_images_only():
     assert cat == 0 and cont > 0
     cat, cont = grads(tiny("infogan", s))  # the paper's InfoGAN: Q reads both from the samples
     assert cat > 0 and cont > 0
+
+
+def test_q_reads_real_images_on_their_batch_statistics_and_leaves_the_running_ones():
+    """The trunk's running batch-norm statistics are mostly G's samples; Q reads a batch of real images on that
+    batch's own statistics, as in training, so corrupting the running ones changes nothing, nor does the call."""
+    torch.manual_seed(0)
+    s = spec()
+    model = tiny("infogan", s)
+    x = torch.rand(32, *s.shape)
+    before = model.predict_codes(x)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns
+    for m in bns:
+        m.running_mean += 5.0
+    corrupted = [m.running_mean.clone() for m in bns]
+    after = model.predict_codes(x)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(before, after, strict=True))
+    assert all(torch.equal(m.running_mean, c) for m, c in zip(bns, corrupted, strict=True))  # not updated by the reading
+    running = model.predict_codes(x, batch_stats=False)
+    assert not torch.allclose(running[1], after[1], atol=1e-3)  # the running statistics would have moved it
+    assert model.training  # the mode the model was in
