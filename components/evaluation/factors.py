@@ -71,15 +71,18 @@ def predict(net: FactorNet, images, batch_size: int = 1000) -> dict[str, torch.T
             "scale": p[:, 2] * (GRID["scale"] - 1), "orientation": deg}
 
 
-def errors(pred: dict[str, torch.Tensor], factors: dict[str, np.ndarray]) -> dict[str, float]:
-    """Mean absolute error per factor: grid steps, orientation in degrees modulo 90."""
-    out = {}
-    for f in ("pos_x", "pos_y", "scale"):
-        out[f"factor_error_{f}"] = float((pred[f] - torch.from_numpy(factors[f]).float()).abs().mean())
+def signed_errors(pred: dict[str, torch.Tensor], factors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Reading minus truth per image (N,): pos_x, pos_y, scale in grid steps; orientation_deg in degrees modulo
+    90 (the square's symmetry, the coarsest reading the regressor is asked for), wrapped to [-45, 45)."""
+    out = {f: pred[f] - torch.from_numpy(factors[f]).float() for f in ("pos_x", "pos_y", "scale")}
     true = (torch.from_numpy(factors["orientation"]).float() * 360 / GRID["orientation"]) % 90
-    diff = (pred["orientation"] - true).abs() % 90
-    out["factor_error_orientation_deg"] = float(torch.minimum(diff, 90 - diff).mean())
+    out["orientation_deg"] = (pred["orientation"] - true + 45) % 90 - 45
     return out
+
+
+def errors(pred: dict[str, torch.Tensor], factors: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean absolute error per factor (factor_error_<f>): grid steps, orientation in degrees modulo 90."""
+    return {f"factor_error_{f}": float(e.abs().mean()) for f, e in signed_errors(pred, factors).items()}
 
 
 def train_factor_regressor(data_dir: Path, spec: DatasetSpec, epochs: int, batch_size: int = 128, seed: int = 0,

@@ -34,9 +34,7 @@ def _translate(model, x: torch.Tensor, direction: str, batch_size: int = 250) ->
 def shift_and_spread(pred: dict[str, torch.Tensor], factors: dict[str, np.ndarray]) -> dict[str, float]:
     """The factor errors split in two: factor_shift_<f>, the mean of reading minus truth (grid steps; degrees
     modulo 90, wrapped to [-45, 45)), and factor_spread_<f>, the mean absolute error about that mean."""
-    signed = {f: pred[f] - torch.from_numpy(factors[f]).float() for f in ("pos_x", "pos_y", "scale")}
-    true = (torch.from_numpy(factors["orientation"]).float() * 360 / factor_lib.GRID["orientation"]) % 90
-    signed["orientation_deg"] = (pred["orientation"] - true + 45) % 90 - 45
+    signed = factor_lib.signed_errors(pred, factors)
     out = {}
     for f, e in signed.items():
         out[f"factor_shift_{f}"] = float(e.mean())

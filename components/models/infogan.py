@@ -21,6 +21,8 @@ from samples it learns whatever cue G attaches to the code, and G's samples foll
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -38,6 +40,7 @@ class InfoGANConfig(GANConfig):
     continuous: int = Field(2, ge=0)  # continuous codes, each ~ U[-1, 1]
     info_weight: float = Field(1.0, ge=0)  # lambda on the mutual-information bound (1 in the paper)
     continuous_weight: float = Field(0.1, ge=0)  # weight of the continuous codes' term within the bound
+    continuous_std: float | None = Field(None, gt=0)  # Q's std for the continuous codes; null: learned (a head)
     latent_dim: int = Field(62, ge=1)  # incompressible noise z (62 in the paper's MNIST model)
     supervised_fraction: float = Field(0.0, ge=0, le=1)  # share of images whose class Q learns (ss-InfoGAN); 0: none
 
@@ -89,6 +92,8 @@ class InfoGAN(AdversarialModel):
     def q(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.q_head(h)
         logits, mean, log_std = out.split([self.k, self.j, self.j], 1)
+        if self.config.continuous_std is not None:  # fixed, as the authors' code has it (`fix_std=True`)
+            return logits, mean, torch.full_like(mean, math.log(self.config.continuous_std))
         return logits, mean, log_std.clamp(-5, 2)
 
     @torch.no_grad()

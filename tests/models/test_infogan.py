@@ -100,3 +100,16 @@ def test_q_reads_real_images_on_their_batch_statistics_and_leaves_the_running_on
     running = model.predict_codes(x, batch_stats=False)
     assert not torch.allclose(running[1], after[1], atol=1e-3)  # the running statistics would have moved it
     assert model.training  # the mode the model was in
+
+
+def test_a_fixed_continuous_std_is_the_authors_gaussian_and_learned_is_the_default():
+    """continuous_std fixes Q's Gaussian for the continuous codes (the authors' code: fix_std=True), so the bound
+    is a squared error; null learns it per image from Q's head."""
+    torch.manual_seed(0)
+    s = spec()
+    x = torch.rand(8, *s.shape) * 2 - 1
+    fixed = tiny("infogan", s, continuous_std=0.5)
+    _, mean, log_std = fixed.q(fixed.discriminator.features(x))
+    assert mean.shape == (8, 2) and torch.allclose(log_std, torch.full_like(mean, -0.6931), atol=1e-4)
+    learned = tiny("infogan", s)
+    assert learned.q(learned.discriminator.features(x))[2].std() > 0
