@@ -172,6 +172,13 @@ def main() -> None:
         final.update({"code_accuracy": round(m["code_accuracy"], 4),
                       **{f"{c}_{m[f'code_{c}_best_factor']}": round(max(r.values()), 4)
                          for c, r in m["code_factor_corr"].items() if r}})
+        if regressor_file.is_file():  # G's side: do the codes move the factors of its samples?
+            from components.evaluation.conditional import code_sample_factor_corr
+            from components.evaluation.factors import load_regressor
+
+            g = code_sample_factor_corr(model, load_regressor(regressor_file), len(x), params.evaluate.seed)
+            final.update({f"samples_{c}_{max(r, key=r.get)}": round(max(r.values()), 4)
+                          for c, r in g.get("code_sample_factor_corr", {}).items()})
         print(f"[{args.model}{args.tag}] after training, test split, N = {len(x)}: {final}", flush=True)
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)

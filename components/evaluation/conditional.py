@@ -11,6 +11,10 @@
   one-to-one code-to-class matching (Hungarian algorithm); and for each continuous code the absolute Pearson
   correlation of Q's mean with every ground-truth factor (dSprites: scale, orientation, pos_x, pos_y), with
   the best-matching factor; orientation is circular and enters as a phase (`circular_corr`).
+  The generator's side of a continuous code (`code_sample_factor_corr`): the |r| of each code's value with the
+  factors of G's samples as the featurize factor regressor reads them. Both beside their chance level, the same
+  figures for freshly initialised copies of the model (`untrained_code_floor`): position is the largest
+  pixel-level variation in dSprites, so even an untrained Q's outputs track it.
 """
 
 from __future__ import annotations
@@ -127,4 +131,53 @@ def code_metrics(model, images: np.ndarray, labels: np.ndarray, factors: dict[st
             best.append(corr[f])
             out[f"code_c{j + 1}_best_factor"] = f
     out["code_factor_corr_best_mean"] = float(np.mean(best)) if best else None
+    out["code_factor_corr_best"] = float(max(best)) if best else None
+    return out
+
+
+def _best_corr(per_code: dict[str, dict[str, float]]) -> float | None:
+    best = [max(c.values()) for c in per_code.values() if c]
+    return max(best) if best else None
+
+
+@torch.no_grad()
+def code_sample_factor_corr(model, regressor, n: int, seed: int, batch_size: int = 500) -> dict:
+    """{"code_sample_factor_corr": {c<j>: {factor: |r|}}, "code_sample_factor_corr_best": the best of them}: n
+    samples with every code drawn from its prior, their position and scale (grid steps) and orientation (degrees,
+    wrapped to [-45, 45)) read by the factor regressor, correlated with each continuous code's value. A code G
+    draws as a factor scores near 1; a code G ignores, or one it draws as something else, near 0."""
+    from components.evaluation import factors as factor_lib
+
+    if not model.j:
+        return {}
+    gen = torch.Generator().manual_seed(seed)
+    codes, reads = [], {}
+    for s in range(0, n, batch_size):
+        latent = model.latent(min(batch_size, n - s), generator=gen)  # (B, z + K + J): the codes come last
+        with model.evaluating():
+            images = model.decode_latent(latent).cpu()
+        codes.append(latent[:, -model.j :].cpu())
+        for f, v in factor_lib.predict(regressor, images).items():
+            reads.setdefault(f, []).append((v + 45) % 90 - 45 if f == "orientation" else v)
+    c, reads = torch.cat(codes).numpy(), {f: torch.cat(v).numpy() for f, v in reads.items()}
+    per = {f"c{j + 1}": {f: float(abs(np.corrcoef(c[:, j], v)[0, 1])) if v.std() > 0 else 0.0 for f, v in reads.items()}
+           for j in range(model.j)}
+    return {"code_sample_factor_corr": per, "code_sample_factor_corr_best": _best_corr(per)}
+
+
+def untrained_code_floor(model, spec, images: np.ndarray, labels: np.ndarray, factors: dict[str, np.ndarray],
+                         regressor, n: int, seed: int, copies: int = 5) -> dict[str, float]:
+    """The chance level of the continuous-code figures: the mean, over `copies` freshly initialised models of
+    the same family and config (seeds seed..seed+copies-1), of the best |r| of Q's reading of real images
+    (code_factor_corr_untrained) and of G's samples (code_sample_factor_corr_untrained)."""
+    q, g = [], []
+    for i in range(copies):
+        torch.manual_seed(seed + i)
+        fresh = type(model)(model.config, spec).to(model.device)
+        q.append(_best_corr(code_metrics(fresh, images, labels, factors)["code_factor_corr"]))
+        if regressor is not None:
+            g.append(code_sample_factor_corr(fresh, regressor, n, seed + i).get("code_sample_factor_corr_best"))
+    out = {"code_factor_corr_untrained": float(np.mean(q)) if None not in q else None}
+    if g and None not in g:
+        out["code_sample_factor_corr_untrained"] = float(np.mean(g))
     return out

@@ -155,7 +155,8 @@ def build_report(root: Path, models: list[str], featurize: dict | None) -> str:
                         "(dashed: real data at the same N) and the training losses</figcaption></figure>")
         notes = {k: metrics[m].get(k, metrics[m]["protocol"].get(k)) for k in PER_MODEL_PROTOCOL}
         notes.update({"per-class KID": metrics[m].get("kid_per_class"), "code -> class": metrics[m].get("code_to_class"),
-                      "code-factor |r|": metrics[m].get("code_factor_corr")})
+                      "code-factor |r|": metrics[m].get("code_factor_corr"),
+                      "samples' code-factor |r|": metrics[m].get("code_sample_factor_corr")})
         lines = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(_plain(v))}</li>" for k, v in notes.items() if v)
         sections.append(f'<h2 id="{m}">{m}</h2><ul>{lines}</ul><div class="figs">{"".join(figs)}</div>')
     feat = ""

@@ -155,6 +155,17 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         metrics.update(code_metrics(model, images[:n], labels[:n], read_factors(data_dir, spec, "test", n)))
         log(f"[evaluate {name}] code metrics: the classifier on {n} samples drawn per categorical code value")
         metrics["code_sample_accuracy"] = code_sample_accuracy(model, net, n, spec.num_classes, cfg.seed)
+        from components.evaluation import factors as factor_lib
+        from components.evaluation.conditional import code_sample_factor_corr, untrained_code_floor
+
+        regressor = None
+        if factor_lib.available(spec) and (feature_dir / "regressor.pt").is_file():
+            regressor = factor_lib.load_regressor(feature_dir / "regressor.pt")
+            log(f"[evaluate {name}] code metrics: the factor regressor on {n} samples against their continuous codes")
+            metrics.update(code_sample_factor_corr(model, regressor, n, cfg.seed))
+        log(f"[evaluate {name}] code metrics: the same for 5 untrained copies (chance level)")
+        metrics.update(untrained_code_floor(model, spec, images[:n], labels[:n],
+                                            read_factors(data_dir, spec, "test", n), regressor, n, cfg.seed))
 
     if caps.codebook:
         from components.evaluation.codebook import codebook_metrics
@@ -196,13 +207,15 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
                          "on n/K samples generated per class, against each class's test images") if caps.labels else None,
         "codes": ("Q's categorical code on test images vs the class label after the best code-to-class matching; "
                   "the classifier on n samples drawn per code value, matched the same way (code_sample_accuracy); "
-                  "|Pearson r| of each continuous code with every factor") if caps.codes else None,
+                  "|Pearson r| of each continuous code (Q's mean on test images) with every factor; the same for each "
+                  "code's value against the factor regressor's reading of n samples (code_sample_factor_corr); "
+                  "*_untrained: the best |r| of 5 freshly initialised copies, the chance level") if caps.codes else None,
         "codebook": ("codes of the test split's images: perplexity exp(H) of their histogram (at most K), dead codes "
                      "never used; the bound uses the deterministic nearest-code posterior") if caps.codebook else None,
         "versions": versions(),
     }
     nested = ("model", "protocol", "sample_class_histogram", "data_class_histogram", "fid_inception_note", "primary_metric",
-              "kid_per_class", "code_to_class", "code_factor_corr")
+              "kid_per_class", "code_to_class", "code_factor_corr", "code_sample_factor_corr")
     if not all(isinstance(v, (int, float)) or v is None for k, v in metrics.items()
                if k not in nested and not k.endswith("_best_factor")):
         raise EvaluationError(f"evaluate {name}: a metric is not a number")

@@ -94,6 +94,10 @@ def test_evaluation_follows_declared_capabilities(evaluated):
     codes = params.model_config_for("infogan").continuous
     assert set(infogan["code_factor_corr"]) == {f"c{j + 1}" for j in range(codes)} and codes >= 2
     assert set(infogan["code_factor_corr"]["c1"]) == {"scale", "orientation", "pos_x", "pos_y"}
+    assert set(infogan["code_sample_factor_corr"]) == set(infogan["code_factor_corr"])  # G's side, per code
+    for key in ("code_factor_corr_best", "code_factor_corr_untrained", "code_sample_factor_corr_best",
+                "code_sample_factor_corr_untrained"):
+        assert 0 <= infogan[key] <= 1, key
     assert "code_traversal" in infogan["figures"] and "reconstructions" not in infogan["figures"]
     pixelcnn = out["pixelcnn"]  # an exact likelihood is an NLL, never an ELBO
     assert pixelcnn["primary_metric"] == "test_nll_nats" and pixelcnn["test_nll_nats"] > 0
@@ -225,6 +229,58 @@ def test_conditional_accuracy_is_the_classifier_agreeing_with_the_requested_clas
 
     assert code_sample_accuracy(Coded(), net, 90, 3, 0, batch_size=40) == 1.0
     assert code_sample_accuracy(Ignored(), net, 90, 3, 0) == pytest.approx(1 / 3)
+
+
+def test_continuous_code_figures_read_the_generator_and_stand_beside_their_chance_level():
+    """G's side: a code that sets the sprite's column correlates with the regressor's x reading, a code G ignores
+    does not. The regressor here is a real centre-of-mass reading, not a trained net."""
+    import contextlib
+
+    import numpy as np
+    from torch import nn
+
+    from components.evaluation import factors as factor_lib
+    from components.evaluation.conditional import code_sample_factor_corr, untrained_code_floor
+    from tests.models.test_contract import spec, tiny
+
+    class CentreOfMass(nn.Module):  # (B, 1, H, W) in [-1, 1] -> (B, 5): x, y in [0, 1], scale 0, orientation 0
+        def forward(self, x):
+            w = (x + 1) / 2
+            cols = torch.linspace(0, 1, w.shape[-1])
+            mass = w.sum((1, 2, 3)).clamp_min(1e-6)
+            cx, cy = (w.sum((1, 2)) * cols).sum(1) / mass, (w.sum((1, 3)) * cols).sum(1) / mass
+            zero = torch.zeros_like(cx)
+            return torch.stack([cx, cy, zero, zero + 1, zero], 1)
+
+    class Coded:  # code 1 sets the column of a 4x4 square, code 2 changes nothing
+        j = 2
+
+        def latent(self, n, generator=None):
+            return torch.rand(n, 2, generator=generator) * 2 - 1
+
+        def evaluating(self):
+            return contextlib.nullcontext()
+
+        def decode_latent(self, latent):
+            img = torch.zeros(len(latent), 1, 32, 32)
+            for i, col in enumerate(((latent[:, 0] + 1) / 2 * 27).round().long().tolist()):
+                img[i, :, 14:18, col : col + 4] = 1
+            return img
+
+    out = code_sample_factor_corr(Coded(), CentreOfMass(), 200, 0, batch_size=64)
+    assert out["code_sample_factor_corr"]["c1"]["pos_x"] > 0.99 and out["code_sample_factor_corr_best"] > 0.99
+    assert max(out["code_sample_factor_corr"]["c2"].values()) < 0.25
+
+    s = spec()  # the chance level: fresh copies of the same config; the same seed gives the same figure
+    model = tiny("infogan", s, continuous=2)
+    x, y = (torch.rand(64, *s.shape) * 255).to(torch.uint8).numpy(), np.arange(64) % 3
+    factors = {"pos_x": np.arange(64) % 8, "pos_y": np.arange(64) // 8, "scale": np.zeros(64, int),
+               "orientation": np.zeros(64, int)}
+    floor = untrained_code_floor(model, s, x, y, factors, CentreOfMass(), 64, 0, copies=2)
+    assert 0 <= floor["code_factor_corr_untrained"] <= 1 and 0 <= floor["code_sample_factor_corr_untrained"] <= 1
+    assert floor == untrained_code_floor(model, s, x, y, factors, CentreOfMass(), 64, 0, copies=2)
+    assert "code_sample_factor_corr_untrained" not in untrained_code_floor(model, s, x, y, factors, None, 64, 0, 1)
+    assert factor_lib.predict(CentreOfMass(), torch.zeros(1, 1, 32, 32))["pos_x"].shape == (1,)
 
 
 def test_code_matching_finds_the_best_permutation():
