@@ -101,6 +101,15 @@ def main() -> None:
 
     quality = quality_check(args.quality_images)
     check_samples = quality_check(args.quality_images, samples=True) if args.sample_epochs else None
+    code_g = None  # G's side of the continuous codes, per epoch (evaluate's code_sample_factor_corr_best)
+    if family.capabilities.codes and params.path("features/regressor.pt").is_file():
+        from components.evaluation.conditional import code_sample_factor_corr
+        from components.evaluation.factors import load_regressor
+
+        reg = load_regressor(params.path("features/regressor.pt"))
+
+        def code_g(m):
+            return code_sample_factor_corr(m, reg, 2000, params.evaluate.seed).get("code_sample_factor_corr_best")
     sources = None  # a translation model's grid: validation images of domain A, read once
     if args.grids and family.capabilities.translation:
         from components.data.shards import read_split
@@ -118,6 +127,8 @@ def main() -> None:
                 was = model.training
                 metrics.update({k: v for k, v in check_samples(model).items() if k not in metrics})
                 model.train(was)
+            if code_g is not None and (value := code_g(model)) is not None:
+                metrics["q_code_sample_factor_corr"] = value
             keep = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("q_", "val_")) and "floor" not in k}
             print(f"[{args.model}{args.tag}] epoch {epoch + 1} images {metrics['images_seen']} "
                   f"wall {time.perf_counter() - t0:.0f}s {keep}", flush=True)

@@ -15,6 +15,7 @@ QUALITY = {
     "q_code_accuracy": ("acc", "accuracy (higher is better)", "code -> shape accuracy (Q on real images)"),
     "q_code_sample_accuracy": ("acc", "accuracy (higher is better)", "code -> shape accuracy (G's samples)"),
     "q_code_factor_corr": ("acc", "accuracy (higher is better)", "best continuous code |r| with a factor"),
+    "q_code_sample_factor_corr": ("acc", "accuracy (higher is better)", "the same on G's samples (bench)"),
     "q_target_rate": ("acc", "share (higher is better)", "target-class rate"),
     "q_cycle_l1": ("cycle", "cycle L1 per pixel (lower is better)", "cycle L1"),
     "q_translation_fid": ("fid", "FID, feature space (log scale; lower is better)", "translation FID"),
