@@ -101,15 +101,15 @@ def main() -> None:
 
     quality = quality_check(args.quality_images)
     check_samples = quality_check(args.quality_images, samples=True) if args.sample_epochs else None
-    code_g = None  # G's side of the continuous codes, per epoch (evaluate's code_sample_factor_corr_best)
+    code_g = None  # G's side of the continuous codes: evaluate's code_sample_factor_corr, per epoch and at the end
     if family.capabilities.codes and params.path("features/regressor.pt").is_file():
         from components.evaluation.conditional import code_sample_factor_corr
         from components.evaluation.factors import load_regressor
 
         reg = load_regressor(params.path("features/regressor.pt"))
 
-        def code_g(m):
-            return code_sample_factor_corr(m, reg, 2000, params.evaluate.seed).get("code_sample_factor_corr_best")
+        def code_g(m) -> dict:
+            return code_sample_factor_corr(m, reg, 2000, params.evaluate.seed)
     sources = None  # a translation model's grid: validation images of domain A, read once
     if args.grids and family.capabilities.translation:
         from components.data.shards import read_split
@@ -127,7 +127,7 @@ def main() -> None:
                 was = model.training
                 metrics.update({k: v for k, v in check_samples(model).items() if k not in metrics})
                 model.train(was)
-            if code_g is not None and (value := code_g(model)) is not None:
+            if code_g is not None and (value := code_g(model).get("code_sample_factor_corr_best")) is not None:
                 metrics["q_code_sample_factor_corr"] = value
             keep = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("q_", "val_")) and "floor" not in k}
             print(f"[{args.model}{args.tag}] epoch {epoch + 1} images {metrics['images_seen']} "
@@ -183,13 +183,9 @@ def main() -> None:
         final.update({"code_accuracy": round(m["code_accuracy"], 4),
                       **{f"{c}_{m[f'code_{c}_best_factor']}": round(max(r.values()), 4)
                          for c, r in m["code_factor_corr"].items() if r}})
-        if regressor_file.is_file():  # G's side: do the codes move the factors of its samples?
-            from components.evaluation.conditional import code_sample_factor_corr
-            from components.evaluation.factors import load_regressor
-
-            g = code_sample_factor_corr(model, load_regressor(regressor_file), len(x), params.evaluate.seed)
+        if code_g is not None:  # G's side: do the codes move the factors of its samples?
             final.update({f"samples_{c}_{max(r, key=r.get)}": round(max(r.values()), 4)
-                          for c, r in g.get("code_sample_factor_corr", {}).items()})
+                          for c, r in code_g(model).get("code_sample_factor_corr", {}).items()})
         print(f"[{args.model}{args.tag}] after training, test split, N = {len(x)}: {final}", flush=True)
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -174,7 +174,7 @@ def untrained_code_floor(model, spec, images: np.ndarray, labels: np.ndarray, fa
     for i in range(copies):
         torch.manual_seed(seed + i)
         fresh = type(model)(model.config, spec).to(model.device)
-        q.append(_best_corr(code_metrics(fresh, images, labels, factors)["code_factor_corr"]))
+        q.append(code_metrics(fresh, images, labels, factors)["code_factor_corr_best"])
         if regressor is not None:
             g.append(code_sample_factor_corr(fresh, regressor, n, seed + i).get("code_sample_factor_corr_best"))
     out = {"code_factor_corr_untrained": float(np.mean(q)) if None not in q else None}

@@ -152,7 +152,8 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
         from components.evaluation.conditional import code_metrics, code_sample_accuracy
 
         log(f"[evaluate {name}] code metrics: Q's codes on test images against the data's factors")
-        metrics.update(code_metrics(model, images[:n], labels[:n], read_factors(data_dir, spec, "test", n)))
+        test_factors = read_factors(data_dir, spec, "test", n)
+        metrics.update(code_metrics(model, images[:n], labels[:n], test_factors))
         log(f"[evaluate {name}] code metrics: the classifier on {n} samples drawn per categorical code value")
         metrics["code_sample_accuracy"] = code_sample_accuracy(model, net, n, spec.num_classes, cfg.seed)
         from components.evaluation import factors as factor_lib
@@ -164,8 +165,7 @@ def evaluate_model(params: Params, name: str, model_file: Path, out_dir: Path, f
             log(f"[evaluate {name}] code metrics: the factor regressor on {n} samples against their continuous codes")
             metrics.update(code_sample_factor_corr(model, regressor, n, cfg.seed))
         log(f"[evaluate {name}] code metrics: the same for 5 untrained copies (chance level)")
-        metrics.update(untrained_code_floor(model, spec, images[:n], labels[:n],
-                                            read_factors(data_dir, spec, "test", n), regressor, n, cfg.seed))
+        metrics.update(untrained_code_floor(model, spec, images[:n], labels[:n], test_factors, regressor, n, cfg.seed))
 
     if caps.codebook:
         from components.evaluation.codebook import codebook_metrics

@@ -122,8 +122,7 @@ def make_quality(family, data_dir: Path, spec: DatasetSpec, feature_net: str | N
 
         def codes(model) -> dict[str, float]:
             m = code_metrics(model, images, labels, val_factors)
-            best = [max(c.values()) for c in m["code_factor_corr"].values() if c]
-            return {"q_code_accuracy": m["code_accuracy"], "q_code_factor_corr": max(best) if best else None}
+            return {"q_code_accuracy": m["code_accuracy"], "q_code_factor_corr": m["code_factor_corr_best"]}
 
         parts.append(codes)
         if net is not None:
