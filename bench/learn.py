@@ -60,6 +60,8 @@ def main() -> None:
                     help="train.precision for this run; default: params.yaml's (auto: bf16 on a CPU with AVX512-BF16)")
     ap.add_argument("--seed", type=int, default=None,
                     help="train.seed for this run (model init, data order, noise); default: params.yaml's")
+    ap.add_argument("--export", default=None,
+                    help="after training, write the model to this path as the train stage exports it (for probes)")
     ap.add_argument("--final-samples", type=int, default=0,
                     help="after training, sample metrics at this N (also for families whose curve has none: PixelCNN)")
     ap.add_argument("--sample-epochs", nargs="*", type=int, default=[],
@@ -187,6 +189,10 @@ def main() -> None:
             final.update({f"samples_{c}_{max(r, key=r.get)}": round(max(r.values()), 4)
                           for c, r in code_g(model).get("code_sample_factor_corr", {}).items()})
         print(f"[{args.model}{args.tag}] after training, test split, N = {len(x)}: {final}", flush=True)
+    if args.export:
+        from components.models.io import export_model
+
+        print(f"[{args.model}{args.tag}] exported to {export_model(Path(args.export), args.model, model)}", flush=True)
     out = REPO / "bench/results/learn.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
