@@ -3,7 +3,8 @@ class that value stands for (with `supervised_fraction` > 0, code value k is cla
 
     uv run python bench/infogan_code_mass.py [models/infogan/model.pt] [--n 4000] [--seed 0]
 
-Draws n samples from the exported model (codes and z from their priors, the EMA generator, as evaluate samples),
+Draws n samples from the exported model, n/K per code value (`InfoGAN.sample_code`: z and the continuous codes
+from their priors, the EMA generator),
 and reads per code value: the quantiles of an image's mass (the sum of its pixel values in [0, 1], i.e. white
 pixels), the share of faint images (no pixel above 0.5) and of tiny ones (mass below the real images' 1st
 percentile). The same quantiles for the test split's images of each class stand beside them. Saves a grid of 64
@@ -40,14 +41,11 @@ def main() -> None:
     from components.models.io import load_exported
 
     name, model = load_exported(REPO / args.model)
-    if not hasattr(model, "codes"):
+    if name != "infogan":
         sys.exit(f"{args.model}: a {name} model has no categorical code; pass an exported InfoGAN")
     g = torch.Generator().manual_seed(args.seed)
-    z = torch.randn(args.n, model.config.latent_dim, generator=g)
-    cat, cont = model.codes(args.n, g)
-    with torch.no_grad(), model.evaluating():
-        x = model.decode_latent(model.compose(z.to(model.device), cat, cont)).cpu()  # (n, C, H, W) in [0, 1]
-    cat = cat.cpu()
+    cat = torch.arange(args.n) % model.k  # each code value n/K times
+    x = model.sample_code(cat, g).cpu()  # (n, C, H, W) in [0, 1]; z and the continuous codes from their priors
 
     params = load_config(REPO / "params.yaml")
     data = params.path(params.data.out_dir)
